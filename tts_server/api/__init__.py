@@ -1,0 +1,1 @@
+"""HTTP layer: request/response schemas, the error envelope, middleware and thin routers."""

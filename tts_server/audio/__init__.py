@@ -1,0 +1,1 @@
+"""Waveform post-processing (resampling, time-stretch) and encoding to the served formats."""

@@ -1,0 +1,27 @@
+"""Engines by name. Imports are lazy so a server only loads the libraries of the engine it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tts_server.engines.base import Engine, EngineUnavailable
+from tts_server.settings import Settings
+
+
+def _baker(settings: Settings) -> Engine:
+    from tts_server.engines.baker.litert import BakerLiteRTEngine
+
+    return BakerLiteRTEngine(device=settings.device, threads=settings.threads)
+
+
+ENGINES: dict[str, Callable[[Settings], Engine]] = {"baker": _baker}
+
+
+def create_engine(settings: Settings) -> Engine:
+    try:
+        factory = ENGINES[settings.engine]
+    except KeyError:
+        raise EngineUnavailable(
+            f"unknown engine {settings.engine!r}; available: {', '.join(sorted(ENGINES))}"
+        ) from None
+    return factory(settings)

@@ -1,0 +1,56 @@
+"""One settings object for the server, read from TTS_* environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPENAI_VOICE_NAMES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TTS_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 inside a pod")
+    port: int = Field(8080, ge=1, le=65535)
+    engine: str = Field("baker", description="Engine name from the registry")
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads for inference (default: all cores)")
+    max_queue: int = Field(32, ge=0, description="Requests that may wait; more get 429")
+    batch_size: int = Field(
+        8, ge=1, description="Most segments per engine call (engines without batching use 1)"
+    )
+    batch_wait_ms: float = Field(5.0, ge=0, description="How long an idle worker waits to fill a batch")
+    max_text_length: int = Field(4096, ge=1, description="Characters accepted by /tts")
+    max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline for a request to leave the queue (else 504)"
+    )
+    engine_timeout_s: float = Field(
+        120.0, gt=0, description="An engine call longer than this marks the pod not live"
+    )
+    drain_timeout_s: float = Field(25.0, ge=0, description="After SIGTERM, how long accepted work may take")
+    sentence_gap_ms: int = Field(120, ge=0, le=2000, description="Silence between sentences")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key for synthesis routes; health and metrics stay open"
+    )
+    voice_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra voice names mapped to engine voices (OpenAI's names map to the default)",
+    )
+    log_level: str = "info"
