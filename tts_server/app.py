@@ -54,10 +54,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         {"engine": info.name, "model": info.model_id, "runtime": info.runtime, "device": info.device,
          "precision": info.precision}
     )  # fmt: skip
-    metrics.ready.labels(info.name).set(0)
-    metrics.queue_depth.labels(info.name).set(0)
-    metrics.in_flight.labels(info.name).set(0)
-    metrics.draining.set(0)
+    metrics.for_engine(info.name, info.device)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 _TTFA_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 4, 10)
 _RTF_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+REJECT_REASONS = ("queue_full", "draining", "not_ready", "queue_timeout", "body_too_large")
 
 
 class Metrics:
@@ -82,4 +83,17 @@ class Metrics:
         )
         self.engine_info = Info("tts_engine", "The engine this server runs", registry=r)
         self.build_info = Info("tts_build", "Server build", registry=r)
+        # Series that exist from the start, so rate() and alerts see zeros instead of gaps.
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
+
+    def for_engine(self, engine: str, device: str) -> None:
+        """Creates the engine's labelled series at zero before the first request."""
+        for gauge in (self.queue_depth, self.in_flight, self.ready):
+            gauge.labels(engine).set(0)
+        for phase in ("queued", "streaming"):
+            self.client_disconnects.labels(engine, phase)
+        self.audio_seconds.labels(engine)
+        self.input_characters.labels(engine)
+        self.draining.set(0)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tts_server.audio.gain import apply_gain
+from tts_server.audio.stretch import time_stretch
 from tts_server.engines.baker.assets import BakerAssets, load_assets
 from tts_server.engines.baker.g2p import BakerG2P
 from tts_server.engines.base import (
@@ -97,8 +99,6 @@ class BakerLiteRTEngine:
         return interp.get_tensor(interp.get_output_details()[0]["index"])[0, :, 0].astype(np.float32)
 
     def synthesize_one(self, segment: Segment) -> np.ndarray:
-        from tts_server.audio.stretch import time_stretch
-
         phon = self._g2p.phonemes(segment.text)
         if phon.skipped:
             log.info("baker: cannot voice %r in %r", "".join(phon.skipped), segment.text)
@@ -112,7 +112,9 @@ class BakerLiteRTEngine:
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"baker litert inference failed: {exc}") from exc
         remaining = prosody.speed / native
-        return wave if abs(remaining - 1.0) < 1e-3 else time_stretch(wave, remaining, SAMPLE_RATE)
+        if abs(remaining - 1.0) > 1e-3:
+            wave = time_stretch(wave, remaining, SAMPLE_RATE)
+        return apply_gain(wave, prosody.gain)
 
     def synthesize(self, batch: Sequence[Segment]) -> list[np.ndarray]:
         return [self.synthesize_one(segment) for segment in batch]
