@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -30,7 +30,8 @@ async def _warm_up(state: ServerState) -> None:
     info = state.engine.info
     started = time.monotonic()
     try:
-        await asyncio.to_thread(state.engine.warm_up)
+        for engine in state.engines:
+            await asyncio.to_thread(engine.warm_up)
     except Exception as exc:
         state.load_error = f"warm-up failed: {exc}"
         log.exception("engine %s warm-up failed; /readyz stays 503", info.name)
@@ -43,16 +44,18 @@ async def _warm_up(state: ServerState) -> None:
     log.info("engine %s ready on %s after %.2fs", info.name, info.device, time.monotonic() - started)
 
 
-def create_app(settings: Settings, engine: Engine) -> FastAPI:
+def create_app(settings: Settings, engines: Sequence[Engine]) -> FastAPI:
+    """An app serving `engines`: instances of one model, each to be owned by its own worker thread."""
     metrics = Metrics()
-    info = engine.info
+    info = engines[0].info
     scheduler = Scheduler(
-        engine, metrics, settings.max_queue, settings.batch_size, settings.batch_wait_ms / 1000
+        engines, metrics, settings.max_queue, settings.batch_size, settings.batch_wait_ms / 1000
     )
-    state = ServerState(settings, metrics, engine, scheduler, SynthesisService(info, scheduler, settings))
+    service = SynthesisService(info, scheduler, settings)
+    state = ServerState(settings, metrics, list(engines), scheduler, service)
     metrics.engine_info.info(
         {"engine": info.name, "model": info.model_id, "runtime": info.runtime, "device": info.device,
-         "precision": info.precision}
+         "precision": info.precision, "workers": str(len(engines))}
     )  # fmt: skip
     metrics.for_engine(info.name, info.device)
 

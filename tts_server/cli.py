@@ -21,7 +21,7 @@ log = logging.getLogger("tts_server")
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="tts-server", description="Voicefleet TTS server")
     fields = Settings.model_fields
-    names = ("host", "port", "engine", "device", "precision", "threads", "max_queue", "batch_size")
+    names = ("host", "port", "engine", "device", "precision", "workers", "threads", "max_queue", "batch_size")
     names += ("batch_wait_ms", "max_text_length", "request_timeout_s", "drain_timeout_s", "log_level")
     for name in names:
         field = fields[name]
@@ -64,14 +64,14 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     from tts_server.app import create_app
-    from tts_server.engines.registry import create_engine
+    from tts_server.engines.registry import create_engines
 
     try:
-        engine = create_engine(settings)
+        engines = create_engines(settings)
     except EngineUnavailable as exc:
         print(f"tts-server: cannot start engine {settings.engine!r}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
-    app = create_app(settings, engine)
+    app = create_app(settings, engines)
     config = uvicorn.Config(
         app,
         host=settings.host,

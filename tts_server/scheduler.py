@@ -1,9 +1,10 @@
-"""Admission queue and the one worker thread that owns an engine.
+"""Admission queue and the worker threads that own engine instances (one thread per instance).
 
-Requests become Jobs of sentence Segments. The worker keeps up to `batch_size` jobs active and
+Requests become Jobs of sentence Segments. Each worker keeps up to `batch_size` jobs active and
 each engine call takes the next segment of every active job (continuous batching at sentence
 granularity), so a long text never blocks the batch and every job streams sentence by sentence.
-Inference never runs on the event loop: results cross back with call_soon_threadsafe.
+Workers share one bounded queue. Inference never runs on the event loop: results cross back with
+call_soon_threadsafe.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,42 +74,58 @@ class QueueTimeout(Exception):
     """The job's deadline passed while it waited in the queue."""
 
 
+@dataclass(eq=False)
+class _Worker:
+    engine: Engine
+    active: list[Job] = field(default_factory=list)
+    busy_since: float | None = None
+    thread: threading.Thread | None = None
+
+
 class Scheduler:
     def __init__(
         self,
-        engine: Engine,
+        engines: Sequence[Engine],
         metrics: Metrics,
         max_queue: int,
         batch_size: int,
         batch_wait_s: float,
     ) -> None:
-        self.engine = engine
+        self.engine = engines[0]
         self.metrics = metrics
-        caps = engine.info.capabilities
+        caps = self.engine.info.capabilities
         self.batch_size = max(1, min(batch_size, caps.max_batch_size if caps.batching else 1))
         self.max_queue = max_queue
         self.batch_wait_s = batch_wait_s
-        self._label = engine.info.name
+        self._label = self.engine.info.name
+        self._workers = [_Worker(engine) for engine in engines]
         self._waiting: deque[Job] = deque()
-        self._active: list[Job] = []
         self._cond = threading.Condition()
         self._draining = False
         self._stopping = False
         self._idle = threading.Event()
         self._idle.set()
-        self._busy_since: float | None = None
         self._job_seconds = 1.0  # EWMA of a job's service time, for Retry-After
-        self._thread = threading.Thread(target=self._run, name=f"engine-{self._label}", daemon=True)
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread.start()
+        for index, worker in enumerate(self._workers):
+            worker.thread = threading.Thread(
+                target=self._run, args=(worker,), name=f"engine-{self._label}-{index}", daemon=True
+            )
+            worker.thread.start()
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        for worker in self._workers:
+            if worker.thread is not None:
+                worker.thread.join(timeout=5)
 
     def begin_drain(self) -> None:
         with self._cond:
@@ -122,9 +140,9 @@ class Scheduler:
         return await asyncio.to_thread(self._idle.wait, timeout)
 
     def stuck_for(self) -> float:
-        """Seconds the current engine call has been running (0 when idle): a hung engine shows here."""
-        since = self._busy_since
-        return 0.0 if since is None else time.monotonic() - since
+        """Longest time any engine call has been running (0 when idle): a hung engine shows here."""
+        now = time.monotonic()
+        return max((now - w.busy_since for w in self._workers if w.busy_since is not None), default=0.0)
 
     # --- admission (event loop) ------------------------------------------------------------
     def submit(self, segments: list[Segment], timeout_s: float) -> Job:
@@ -144,21 +162,22 @@ class Scheduler:
             self._waiting.append(job)
             self._idle.clear()
             self.metrics.queue_depth.labels(self._label).set(len(self._waiting))
-            self._cond.notify()
+            self._cond.notify_all()
         return job
 
     def _retry_after(self) -> int:
-        backlog = len(self._waiting) + len(self._active)
-        return int(min(60, max(1, math.ceil(backlog * self._job_seconds / self.batch_size))))
+        backlog = len(self._waiting) + sum(len(w.active) for w in self._workers)
+        capacity = self.batch_size * len(self._workers)
+        return int(min(60, max(1, math.ceil(backlog * self._job_seconds / capacity))))
 
     def queue_depth(self) -> int:
         return len(self._waiting)
 
     # --- worker thread ---------------------------------------------------------------------
-    def _admit(self) -> None:
-        """Moves waiting jobs into the active set; drops cancelled and expired ones before any work."""
+    def _admit(self, worker: _Worker) -> None:
+        """Moves waiting jobs into a worker's active set; drops cancelled and expired ones unworked."""
         now = time.monotonic()
-        while self._waiting and len(self._active) < self.batch_size:
+        while self._waiting and len(worker.active) < self.batch_size:
             job = self._waiting.popleft()
             if job.cancelled:
                 self.metrics.client_disconnects.labels(self._label, "queued").inc()
@@ -172,46 +191,47 @@ class Scheduler:
             job.started_at = now
             self.metrics.queue_wait.labels(self._label).observe(now - job.enqueued_at)
             self.metrics.in_flight.labels(self._label).inc()
-            self._active.append(job)
+            worker.active.append(job)
         self.metrics.queue_depth.labels(self._label).set(len(self._waiting))
 
-    def _finish(self, job: Job) -> None:
+    def _finish(self, worker: _Worker, job: Job) -> None:
         job.done = True
-        self._active.remove(job)
+        worker.active.remove(job)
         self.metrics.in_flight.labels(self._label).dec()
         if job.started_at is not None:
             elapsed = time.monotonic() - job.started_at
             self._job_seconds = 0.8 * self._job_seconds + 0.2 * elapsed
 
-    def _next_batch(self) -> list[Job] | None:
+    def _next_batch(self, worker: _Worker) -> list[Job] | None:
         with self._cond:
             while True:
                 if self._stopping:
                     return None
-                had_active = bool(self._active)
-                self._admit()
+                had_active = bool(worker.active)
+                self._admit(worker)
                 # Starting from idle with room left in the batch: wait briefly for company.
                 if (
                     not had_active
-                    and self._active
-                    and len(self._active) < self.batch_size
+                    and worker.active
+                    and len(worker.active) < self.batch_size
                     and self.batch_wait_s > 0
                 ):
                     self._cond.wait(self.batch_wait_s)
-                    self._admit()
-                for job in [j for j in self._active if j.cancelled]:
+                    self._admit(worker)
+                for job in [j for j in worker.active if j.cancelled]:
                     self.metrics.client_disconnects.labels(self._label, "streaming").inc()
-                    self._finish(job)
-                if self._active:
-                    return list(self._active)
-                if not self._waiting:
+                    self._finish(worker, job)
+                if worker.active:
+                    return list(worker.active)
+                if not self._waiting and not any(w.active for w in self._workers):
                     self._idle.set()
-                    self._cond.wait()
+                self._cond.wait()
 
-    def _synthesize(self, jobs: list[Job]) -> list[np.ndarray | Exception]:
+    @staticmethod
+    def _synthesize(engine: Engine, jobs: list[Job]) -> list[np.ndarray | Exception]:
         segments = [job.segments[job.next_index] for job in jobs]
         try:
-            return list(self.engine.synthesize(segments))
+            return list(engine.synthesize(segments))
         except Exception as exc:
             if len(segments) == 1:
                 return [exc]
@@ -219,21 +239,21 @@ class Scheduler:
             results: list[np.ndarray | Exception] = []
             for segment in segments:
                 try:
-                    results.append(self.engine.synthesize([segment])[0])
+                    results.append(engine.synthesize([segment])[0])
                 except Exception as item_exc:
                     results.append(item_exc)
             return results
 
-    def _run(self) -> None:
+    def _run(self, worker: _Worker) -> None:
         rate = self.engine.info.sample_rate
         while True:
-            jobs = self._next_batch()
+            jobs = self._next_batch(worker)
             if jobs is None:
                 return
-            self._busy_since = started = time.monotonic()
-            results = self._synthesize(jobs)
+            worker.busy_since = started = time.monotonic()
+            results = self._synthesize(worker.engine, jobs)
             elapsed = time.monotonic() - started
-            self._busy_since = None
+            worker.busy_since = None
             audio_s = sum(r.size for r in results if isinstance(r, np.ndarray)) / rate
             self.metrics.batch_size.labels(self._label).observe(len(jobs))
             if audio_s > 0:
@@ -251,11 +271,13 @@ class Scheduler:
                         self.metrics.engine_errors.labels(self._label, kind).inc()
                         log.warning("job %s failed on segment %d: %s", job.id, job.next_index, result)
                         job._emit(Failure(result))
-                        self._finish(job)
+                        self._finish(worker, job)
                         continue
                     self.metrics.input_characters.labels(self._label).inc(len(segment.text))
                     job.next_index += 1
                     last = job.next_index == len(job.segments)
                     job._emit(Chunk(job.next_index - 1, result, last))
                     if last:
-                        self._finish(job)
+                        self._finish(worker, job)
+                # Finishing frees batch slots: another worker may be waiting for this.
+                self._cond.notify_all()

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     engine: str = Field("baker", description="Engine name from the registry")
     device: Literal["auto", "cuda", "cpu"] = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"
-    threads: int | None = Field(None, ge=1, description="CPU threads for inference (default: all cores)")
+    workers: int = Field(1, ge=1, le=64, description="Engine instances, each owned by one worker thread")
+    threads: int | None = Field(None, ge=1, description="CPU threads per engine (default: cores / workers)")
     max_queue: int = Field(32, ge=0, description="Requests that may wait; more get 429")
     batch_size: int = Field(
         8, ge=1, description="Most segments per engine call (engines without batching use 1)"

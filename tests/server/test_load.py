@@ -134,3 +134,21 @@ def test_refuses_to_start_with_a_clear_message(args: list[str], message: str) ->
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_two_workers_serve_concurrently(start_server) -> None:
+    server = start_server("--workers", "2", "--threads", "1")
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+            tasks = [asyncio.create_task(_post(client, SENTENCE)) for _ in range(4)]
+            await _wait_for(lambda: server.metric("tts_requests_in_flight") == 2)
+            return await asyncio.gather(*tasks)
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 4
+    for r in responses:
+        wave, rate = decode(r.content, "wav")
+        assert_speech(wave, rate, syllables(SENTENCE))
+    card = httpx.get(server.url + "/v1/models").json()["data"][0]
+    assert card["capabilities"]["workers"] == 2

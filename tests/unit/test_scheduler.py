@@ -51,7 +51,7 @@ async def drain_events(job) -> list:
 
 
 def make(engine: ScriptedEngine, max_queue: int = 8, batch: int = 4, wait: float = 0.05) -> Scheduler:
-    return Scheduler(engine, Metrics(), max_queue=max_queue, batch_size=batch, batch_wait_s=wait)
+    return Scheduler([engine], Metrics(), max_queue=max_queue, batch_size=batch, batch_wait_s=wait)
 
 
 def test_jobs_are_batched_sentence_by_sentence() -> None:
@@ -187,5 +187,23 @@ def test_queue_gauges_track_waiting_and_active() -> None:
         sched.stop()
         assert depth._value.get() == 0
         assert sched.metrics.in_flight.labels("scripted")._value.get() == 0
+
+    asyncio.run(run())
+
+
+def test_workers_share_one_queue_and_each_owns_an_engine() -> None:
+    async def run() -> None:
+        first, second = ScriptedEngine(batching=False), ScriptedEngine(batching=False)
+        first.gate.clear()  # the first worker stays busy with its job
+        sched = Scheduler([first, second], Metrics(), max_queue=8, batch_size=1, batch_wait_s=0)
+        jobs = [sched.submit(segs(f"j{i}"), 10) for i in range(3)]
+        sched.start()
+        await asyncio.gather(drain_events(jobs[1]), drain_events(jobs[2]))
+        assert len(first.calls) == 0 and sorted(c[0] for c in second.calls) == ["j1", "j2"]
+        first.gate.set()
+        await drain_events(jobs[0])
+        assert await sched.wait_idle(5)
+        sched.stop()
+        assert first.calls == [["j0"]]
 
     asyncio.run(run())

@@ -31,6 +31,7 @@ def models(request: Request) -> ModelList:
         capabilities={
             "batching": caps.batching,
             "max_batch_size": state.scheduler.batch_size,
+            "workers": state.scheduler.workers,
             "streaming": caps.streaming,
             "cloning": caps.cloning,
             "controls": list(caps.controls),

@@ -18,12 +18,17 @@ from tts_server.settings import Settings
 class ServerState:
     settings: Settings
     metrics: Metrics
-    engine: Engine
+    engines: list[Engine]
     scheduler: Scheduler
     service: SynthesisService
     ready: bool = False
     load_error: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        """The first instance; all instances run the same model, so its info describes them all."""
+        return self.engines[0]
 
     @property
     def draining(self) -> bool:
