@@ -163,16 +163,25 @@ def main() -> None:
         ),
     }  # fmt: skip
     rows: list[dict] = []
-    for name, (cmd, url, stream) in servers.items():
-        proc = start(cmd, url + ("/readyz" if name == "tts-server" else "/"))
-        try:
-            for clients in args.clients:
+    procs = {
+        name: start(cmd, url + ("/readyz" if name == "tts-server" else "/"))
+        for name, (cmd, url, _) in servers.items()
+    }
+    try:
+        # Both servers stay up and levels interleave, alternating which goes first, so background
+        # load on the machine drifts onto both sides alike; the idle one costs nothing.
+        for level, clients in enumerate(args.clients):
+            order = list(servers) if level % 2 == 0 else list(reversed(servers))
+            for name in order:
+                _, url, stream = servers[name]
                 result = asyncio.run(run_level(url, name, clients, args.seconds, stream))
                 rows.append(result.summary())
                 print(json.dumps(rows[-1]), flush=True)
-        finally:
+    finally:
+        for proc in procs.values():
             proc.terminate()
             proc.wait(30)
+    rows.sort(key=lambda r: (r["server"] != "tts-server", r["clients"]))
 
     by = {(r["server"], r["clients"]): r for r in rows}
     ratios = {
@@ -208,6 +217,7 @@ def main() -> None:
                 "text": TEXT,
                 "seconds_per_level": args.seconds,
                 "threads": args.threads,
+                "server_args": args.server_args,
                 "rows": rows,
                 "throughput_ratio_by_clients": ratios,
             },

@@ -28,7 +28,7 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "tts_requests_in_flight",
-            "Requests being synthesized or streamed right now",
+            "Requests a worker is synthesizing right now",
             ["engine"],
             registry=r,
         )

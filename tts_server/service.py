@@ -139,7 +139,7 @@ class SynthesisService:
                 parts.append(wave)
 
         gatherer = asyncio.ensure_future(gather())
-        watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+        watcher = asyncio.ensure_future(wait_for_disconnect(request))
         try:
             done, _ = await asyncio.wait({gatherer, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -158,7 +158,8 @@ class SynthesisService:
         return resample(wave, self.info.sample_rate, rate)
 
 
-async def _wait_for_disconnect(request: Request) -> None:
+async def wait_for_disconnect(request: Request) -> None:
+    """Returns when the client closes the connection (the body was already read by then)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":

@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from tts_server.api.errors import ApiError, error_body
 from tts_server.api.state import server_state
 from tts_server.audio.encode import CONTENT_TYPES, encode_whole, stream_encoder
-from tts_server.service import Plan, SynthesisService
+from tts_server.service import Plan, SynthesisService, wait_for_disconnect
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -26,10 +26,8 @@ def _arrival(request: Request) -> float:
 
 async def _first_or_disconnect(waves: AsyncIterator[np.ndarray], request: Request) -> np.ndarray:
     """Waits for the first sentence, so early failures still get a real status code."""
-    from tts_server.service import _wait_for_disconnect
-
     first = asyncio.ensure_future(anext(waves))
-    gone = asyncio.ensure_future(_wait_for_disconnect(request))
+    gone = asyncio.ensure_future(wait_for_disconnect(request))
     try:
         done, _ = await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -65,19 +63,16 @@ async def respond(
     emotion = plan.segments[0].emotion
     headers = _audio_headers(service, rate, emotion)
     job = service.submit(plan)
-    waves = service.chunks(job)
     ttfa = state.metrics.ttfa.labels(service.info.name, route)
 
     if not stream:
-        try:
-            wave = await service.collect(job, request)
-        finally:
-            await waves.aclose()
+        wave = await service.collect(job, request)
         body = await asyncio.to_thread(encode_whole, fmt, service.to_rate(wave, rate), rate)
         headers["X-Audio-Duration"] = f"{wave.size / service.info.sample_rate:.3f}"
         ttfa.observe(time.monotonic() - started)
         return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers)
 
+    waves = service.chunks(job)
     first = await _first_or_disconnect(waves, request)
     encoder = stream_encoder(fmt, rate)
 
