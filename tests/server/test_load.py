@@ -152,3 +152,22 @@ def test_two_workers_serve_concurrently(start_server) -> None:
         assert_speech(wave, rate, syllables(SENTENCE))
     card = httpx.get(server.url + "/v1/models").json()["data"][0]
     assert card["capabilities"]["workers"] == 2
+
+
+def test_request_whose_deadline_passes_in_the_queue_gets_504(start_server) -> None:
+    server = start_server("--threads", "2", "--request-timeout-s", "0.3")
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+            busy = asyncio.create_task(_post(client, SENTENCE * 4))
+            await _wait_for(lambda: server.metric("tts_requests_in_flight") == 1)
+            late = await _post(client, "这个请求会在队列里等太久。")
+            return await busy, late
+
+    busy, late = asyncio.run(run())
+    assert busy.status_code == 200
+    assert late.status_code == 504
+    error = late.json()["error"]
+    assert (error["type"], error["code"]) == ("timeout_error", "queue_timeout")
+    assert "queue" in error["message"]
+    assert server.metric("tts_rejected_total", 'reason="queue_timeout"') == 1
