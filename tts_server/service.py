@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from tts_server.scheduler import Chunk, Job, QueueTimeout, Rejected, Scheduler
 from tts_server.settings import OPENAI_VOICE_NAMES, Settings
 from tts_server.text import normalize, split_sentences
 
+T = TypeVar("T")
 OPENAI_MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 _INSTRUCTION_EMOTIONS = (
@@ -138,17 +140,7 @@ class SynthesisService:
             async for wave in self.chunks(job):
                 parts.append(wave)
 
-        gatherer = asyncio.ensure_future(gather())
-        watcher = asyncio.ensure_future(wait_for_disconnect(request))
-        try:
-            done, _ = await asyncio.wait({gatherer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-        if gatherer not in done:
-            job.cancel()
-            gatherer.cancel()
-            raise ApiError(499, "client_closed_request", "client disconnected")
-        gatherer.result()
+        await unless_disconnected(gather(), request)
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def output_rate(self, requested: int | None) -> int:
@@ -156,6 +148,20 @@ class SynthesisService:
 
     def to_rate(self, wave: np.ndarray, rate: int) -> np.ndarray:
         return resample(wave, self.info.sample_rate, rate)
+
+
+async def unless_disconnected(work: Coroutine[Any, Any, T], request: Request) -> T:
+    """Awaits work unless the client leaves first; then cancels it (its cleanup cancels the job)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task not in done:
+        task.cancel()
+        raise ApiError(499, "client_closed_request", "client disconnected")
+    return task.result()
 
 
 async def wait_for_disconnect(request: Request) -> None:

@@ -8,35 +8,19 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import numpy as np
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from tts_server.api.errors import ApiError, error_body
 from tts_server.api.state import server_state
 from tts_server.audio.encode import CONTENT_TYPES, encode_whole, stream_encoder
-from tts_server.service import Plan, SynthesisService, wait_for_disconnect
+from tts_server.service import Plan, SynthesisService, unless_disconnected
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _arrival(request: Request) -> float:
     return request.scope["state"].setdefault("arrival", time.monotonic())
-
-
-async def _first_or_disconnect(waves: AsyncIterator[np.ndarray], request: Request) -> np.ndarray:
-    """Waits for the first sentence, so early failures still get a real status code."""
-    first = asyncio.ensure_future(anext(waves))
-    gone = asyncio.ensure_future(wait_for_disconnect(request))
-    try:
-        done, _ = await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if first not in done:
-        first.cancel()
-        await waves.aclose()
-        raise ApiError(499, "client_closed_request", "client disconnected")
-    return first.result()
 
 
 def _audio_headers(service: SynthesisService, rate: int, emotion: str) -> dict[str, str]:
@@ -73,7 +57,8 @@ async def respond(
         return Response(body, media_type=CONTENT_TYPES[fmt], headers=headers)
 
     waves = service.chunks(job)
-    first = await _first_or_disconnect(waves, request)
+    # Wait for the first sentence before sending headers, so early failures keep a real status.
+    first = await unless_disconnected(anext(waves), request)
     encoder = stream_encoder(fmt, rate)
 
     async def audio_bytes() -> AsyncIterator[bytes]:
