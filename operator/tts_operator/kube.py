@@ -108,6 +108,12 @@ class KubeClient:
         result = await self._request("PATCH", path, manifest, "application/apply-patch+yaml", params)
         return ApplyResult(manifest["kind"], meta["name"], result["metadata"]["resourceVersion"])
 
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        meta = manifest["metadata"]
+        return await self._request(
+            "POST", object_path(manifest["kind"], meta["namespace"]), manifest, "application/json", {}
+        )
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = object_path("TTSService", namespace, name) + "/status"
         await self._request("PATCH", path, {"status": status}, "application/merge-patch+json", {})

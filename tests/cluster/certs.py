@@ -13,6 +13,8 @@ CLIENTS = (
     ("admin", "/O=system:masters/CN=voicefleet-admin"),
     ("controller-manager", "/CN=system:kube-controller-manager"),
     ("scheduler", "/CN=system:kube-scheduler"),
+    # The operator gets its own identity so the audit log can count its requests alone.
+    ("operator", "/O=system:masters/CN=voicefleet-operator"),
 )
 SERVER_SANS = (
     "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"

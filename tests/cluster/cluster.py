@@ -27,6 +27,7 @@ STOP_ORDER = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserv
 GPU_NODE = "gpu-node-1"
 CPU_NODE = "cpu-node-1"
 GPUS_PER_NODE = 4
+OPERATOR_USER = "voicefleet-operator"
 
 
 class ClusterError(RuntimeError):
@@ -64,14 +65,35 @@ class Cluster:
     def pki(self) -> Path:
         return self.root / "pki"
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60) -> str:
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit.log"
+
+    def _audit_policy(self) -> Path:
+        # Only the operator's requests are logged: the benchmark counts its API traffic from this file.
+        policy = self.root / "audit-policy.yaml"
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
+            f"- level: Metadata\n  users: [{OPERATOR_USER}]\n- level: None\n"
+        )
+        return policy
+
+    def kubectl(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        stderr: bool = False,
+    ) -> str:
+        """kubectl's stdout (its stderr when `stderr`); raises ClusterError on failure when `check`."""
         proc = subprocess.run(
             [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if check and proc.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
+        return proc.stderr if stderr else proc.stdout
 
     # ---- processes -----------------------------------------------------------------------------
 
@@ -110,7 +132,7 @@ class Cluster:
         etcd_port, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
         server = f"https://127.0.0.1:{api_port}"
         self.kubeconfig.write_text(kubeconfig(server, pki, "admin"))
-        for user in ("controller-manager", "scheduler"):
+        for user in ("controller-manager", "scheduler", "operator"):
             (self.root / f"{user}.kubeconfig").write_text(kubeconfig(server, pki, user))
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -134,6 +156,7 @@ class Cluster:
             "--service-cluster-ip-range=10.0.0.0/24", "--endpoint-reconciler-type=none",
             "--authorization-mode=RBAC", "--allow-privileged=true",
             f"--cert-dir={self.root / 'apiserver-certs'}",
+            f"--audit-policy-file={self._audit_policy()}", f"--audit-log-path={self.audit_log}",
         ])  # fmt: skip
         self._wait("apiserver /readyz", lambda: self._readyz(), 60, "kube-apiserver")
 
@@ -262,3 +285,10 @@ def start(root: Path) -> Cluster:
         stop(root)
         raise
     return cluster
+
+
+def attach(root: Path) -> Cluster:
+    """A handle on a cluster already started from `root` (by `make cluster-up`)."""
+    if not (root / "ready").exists() or not all(_alive(root, name) for name in STOP_ORDER):
+        raise ClusterError(f"no running cluster in {root}; run `make cluster-up`")
+    return Cluster(root=root.resolve(), binaries=ensure_binaries())
