@@ -187,8 +187,8 @@ async def _prune_removed_tiers(
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
 async def child_changed(
-    type: str | None, body: kopf.Body, namespace: str, name: str, labels: kopf.Labels, memo: kopf.Memo,
-    logger: logging.Logger, **kwargs: Any,
+    type: str | None, body: kopf.Body, resource: kopf.Resource, namespace: str, name: str,
+    labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any,
 ) -> None:  # fmt: skip
     key = (namespace, labels.get(LABEL_SERVICE, ""))
     owner_entry = _first(kwargs["ttsservices"], key)
@@ -199,7 +199,7 @@ async def child_changed(
     except ValidationError:
         return
     owner = Owner(key[1], namespace, owner_entry["uid"])
-    kind = body.get("kind")
+    kind = resource.kind  # listed objects carry no kind of their own
     desired = next(
         (ch for ch in render_children(owner, spec) if ch["kind"] == kind and ch["metadata"]["name"] == name),
         None,

@@ -119,7 +119,9 @@ def _done(out_dir: Path, names: tuple[str, ...]) -> bool:
     return all(os.access(out_dir / name, os.X_OK) for name in names)
 
 
-def _build_consumer_module(name: str, go_mod: str, tools_go: str, packages: dict[str, str]) -> Path:
+def _build_consumer_module(
+    name: str, go_mod: str, tools_go: str, packages: dict[str, str], ldflags: str = ""
+) -> Path:
     """Build `packages` (binary name -> Go package) from a throwaway module; return the output folder."""
     out_dir = cache_root() / "bin" / name
     if _done(out_dir, tuple(packages)):
@@ -138,7 +140,8 @@ def _build_consumer_module(name: str, go_mod: str, tools_go: str, packages: dict
         staging = out_dir.with_name(out_dir.name + ".partial")
         staging.mkdir(parents=True, exist_ok=True)
         for binary, package in packages.items():
-            _run([go, "build", "-trimpath", "-o", str(staging / binary), package], work, log)
+            cmd = [go, "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary), package]
+            _run(cmd, work, log)
         # Publish atomically so an interrupted build never looks complete.
         shutil.rmtree(out_dir, ignore_errors=True)
         staging.rename(out_dir)
@@ -180,7 +183,15 @@ def build_kubernetes() -> Path:
         ")\n"
     )
     packages = {binary: f"k8s.io/kubernetes/cmd/{binary}" for binary in K8S_BINARIES}
-    return _build_consumer_module(f"kubernetes-{K8S_VERSION}", go_mod, tools_go, packages)
+    # Without the version stamped in, binaries report v0.0.0-master and kubectl cannot parse it.
+    major, minor = K8S_VERSION.removeprefix("v").split(".")[:2]
+    stamp = {"gitVersion": K8S_VERSION, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    ldflags = " ".join(
+        f"-X {pkg}.{key}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in stamp.items()
+    )
+    return _build_consumer_module(f"kubernetes-{K8S_VERSION}", go_mod, tools_go, packages, ldflags)
 
 
 def build_etcd() -> Path:
@@ -191,6 +202,28 @@ def build_etcd() -> Path:
     return _build_consumer_module(
         f"etcd-{ETCD_VERSION}", go_mod, tools_go, {"etcd": "go.etcd.io/etcd/server/v3"}
     )
+
+
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat/node-heartbeat.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def kwok_stage_files() -> list[Path]:
+    """kwok's own node/pod lifecycle stages, read from its module in GOMODCACHE (never copied here)."""
+    module = cache_root() / "go" / "mod" / "sigs.k8s.io" / f"kwok@{KWOK_VERSION}"
+    if not module.exists():
+        log = cache_root() / "logs" / "kwok.log"
+        _run([_go(), "mod", "download", f"sigs.k8s.io/kwok@{KWOK_VERSION}"], cache_root(), log)
+    files = [module / "kustomize" / "stage" / stage for stage in KWOK_STAGES]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise BuildError(f"kwok stage files missing from the module cache: {missing}")
+    return files
 
 
 def ensure_binaries() -> Binaries:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster.build import Binaries, BuildError, ensure_binaries
+from tests.cluster.build import Binaries, BuildError, ensure_binaries, kwok_stage_files
 from tests.cluster.certs import kubeconfig, make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,8 @@ class Cluster:
     ) -> str:
         """kubectl's stdout (its stderr when `stderr`); raises ClusterError on failure when `check`."""
         proc = subprocess.run(
-            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}",
+             f"--cache-dir={self.root / 'kube-cache'}", *args],
             input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         if check and proc.returncode != 0:
@@ -164,6 +166,16 @@ class Cluster:
         # rediscovers resource types every 30 s, and owner-reference cascades need it to know them.
         self.kubectl("apply", "--server-side", "-f", str(CRD_DIR), "-f", str(keda_crd_dir()))
         self.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
+        # Established is not yet discoverable: wait until discovery serves both groups.
+        for group_version in ("voicefleet.io/v1alpha1", "keda.sh/v1alpha1"):
+            self._wait(
+                f"{group_version} in discovery",
+                lambda gv=group_version: self.kubectl("get", f"--raw=/apis/{gv}", check=False).strip() != "",
+                30,
+                "kube-apiserver",
+            )
+        # kubectl cached discovery before the CRDs existed; `explain` would not find them for 10 minutes.
+        shutil.rmtree(self.root / "kube-cache", ignore_errors=True)
 
         cm_port, sched_port, kwok_port = _free_port(), _free_port(), _free_port()
         self._spawn("kube-controller-manager", [
@@ -181,10 +193,8 @@ class Cluster:
             "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--leader-elect=false",
             "--authentication-skip-lookup=true", "--kube-api-qps=200", "--kube-api-burst=400",
         ])  # fmt: skip
-        kwok_config = self.root / "kwok.yaml"
-        kwok_config.write_text("")  # no custom stages: kwok's built-in node and pod lifecycle
         self._spawn("kwok", [
-            str(b.kwok), f"--kubeconfig={self.kubeconfig}", f"--config={kwok_config}",
+            str(b.kwok), f"--kubeconfig={self.kubeconfig}", *(f"--config={f}" for f in kwok_stage_files()),
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{kwok_port}",
         ])  # fmt: skip

@@ -83,7 +83,7 @@ class Kube:
         return self.cluster.kubectl("-n", self.namespace, *args, stdin=stdin, check=check)
 
     def get(self, kind: str, name: str | None = None, selector: str | None = None) -> dict:
-        args = ["get", kind, "-o", "json"]
+        args = ["get", kind, "-o", "json", "--show-managed-fields"]
         if name:
             args.insert(2, name)
         if selector:
