@@ -35,6 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietWatchHandlers(logging.Filter):
+    """Drop kopf's per-event "Handler ... succeeded" lines of watch handlers: thousands, saying nothing."""
+
+    NOISY = (
+        "Handler 'child_changed' succeeded",
+        "Handler 'pod_changed' succeeded",
+        "Handler 'service_gone' succeeded",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISY)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     kopf.configure(
@@ -42,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietWatchHandlers())
     if args.metrics_port:
         metrics.serve(args.metrics_address, args.metrics_port)
     # Registers the handlers with kopf's default registry.

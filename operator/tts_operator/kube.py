@@ -33,6 +33,12 @@ class ApiError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.message = message
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """Nothing can be created in a namespace being deleted; retrying is pointless."""
+        return self.status == 403 and "being terminated" in self.message
 
 
 @dataclass(frozen=True)
