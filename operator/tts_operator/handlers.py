@@ -150,7 +150,7 @@ async def reconcile(
     failures = [
         (child, r) for child, r in zip(children, results, strict=True) if isinstance(r, BaseException)
     ]
-    if failures and all(isinstance(r, ApiError) and r.namespace_terminating for _, r in failures):
+    if failures and all(isinstance(r, ApiError) and r.namespace_gone for _, r in failures):
         return  # the whole namespace is going away, this TTSService with it
     await _prune_removed_tiers(owner, parsed, memo, kwargs["tier_deployments"])
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -216,7 +216,7 @@ async def child_changed(
         try:
             await memo.client.apply(desired)
         except ApiError as error:
-            if error.namespace_terminating:
+            if error.namespace_gone:
                 return
             metrics.APPLY_ERRORS.labels(kind).inc()
             raise kopf.TemporaryError(f"repair of {kind} {name} failed: {error}", delay=5) from error

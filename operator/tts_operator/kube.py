@@ -36,9 +36,10 @@ class ApiError(RuntimeError):
         self.message = message
 
     @property
-    def namespace_terminating(self) -> bool:
-        """Nothing can be created in a namespace being deleted; retrying is pointless."""
-        return self.status == 403 and "being terminated" in self.message
+    def namespace_gone(self) -> bool:
+        """Nothing can be created in a namespace being deleted (or deleted); retrying is pointless."""
+        terminating = self.status == 403 and "being terminated" in self.message
+        return terminating or (self.status == 404 and self.message.startswith("namespaces "))
 
 
 @dataclass(frozen=True)
