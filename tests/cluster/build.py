@@ -67,8 +67,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("VOICEFLEET_CACHE", Path.home() / ".cache" / "voicefleet"))
 
 
+# Where Go's official tarball installs, for shells whose PATH lacks it.
+GO_FALLBACKS = ("/usr/local/go/bin/go",)
+
+
 def _go() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    go = shutil.which("go") or next((g for g in GO_FALLBACKS if Path(g).exists()), None)
     if go is None:
         raise BuildError(
             "Go is not installed (no `go` on PATH or /usr/local/go/bin/go): the test control plane is built "

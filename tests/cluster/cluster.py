@@ -167,7 +167,7 @@ class Cluster:
         self.kubectl("apply", "--server-side", "-f", str(CRD_DIR), "-f", str(keda_crd_dir()))
         self.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd", "--all")
         # Established is not yet discoverable: wait until discovery serves both groups.
-        for group_version in ("voicefleet.io/v1alpha1", "keda.sh/v1alpha1"):
+        for group_version in ("voicefleet.io/v1alpha1", "keda.sh/v1alpha1", "kopf.dev/v1"):
             self._wait(
                 f"{group_version} in discovery",
                 lambda gv=group_version: self.kubectl("get", f"--raw=/apis/{gv}", check=False).strip() != "",
