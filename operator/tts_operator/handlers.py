@@ -25,7 +25,14 @@ from tts_operator.kube import ApiError, KubeClient
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
 from tts_operator.spec import TTSServiceSpec
-from tts_operator.status import DeploymentState, Observed, changed_conditions, compute_status, status_patch
+from tts_operator.status import (
+    DeploymentState,
+    Observed,
+    changed_conditions,
+    compute_status,
+    invalid_spec_status,
+    status_patch,
+)
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
 Key = tuple[str, str]
@@ -140,7 +147,6 @@ async def reconcile(
     try:
         parsed = TTSServiceSpec.model_validate(dict(spec))
     except ValidationError as error:
-        memo.errors[key] = (c.INVALID_SPEC, str(error).replace("\n", " ")[:1000])
         metrics.RECONCILES.labels("invalid").inc()
         await refresh_status(key, memo, logger, **kwargs)
         raise kopf.PermanentError(f"invalid spec: {error}") from error
@@ -247,9 +253,10 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
         if entry is None or entry["deleting"]:
             return
         try:
-            spec = TTSServiceSpec.model_validate(entry["spec"])
-        except ValidationError:
-            spec = None
+            spec: TTSServiceSpec | None = TTSServiceSpec.model_validate(entry["spec"])
+            invalid = ""
+        except ValidationError as error:
+            spec, invalid = None, str(error).replace("\n", " ")[:1000]
         previous = memo.last_status.get(key) or entry["status"]
         owner = Owner(key[1], key[0], entry["uid"])
         deployments: dict[TierName, DeploymentState] = dict(kwargs["tier_deployments"].get(key, []))
@@ -263,10 +270,11 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             unschedulable=unschedulable,
             error=memo.errors.get(key),
         )
-        if spec is None:
-            return  # an invalid spec only gets its Degraded condition through reconcile's error path
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        new = compute_status(owner, spec, observed, previous, now)
+        if spec is None:
+            new = invalid_spec_status(observed, invalid, previous, now)
+        else:
+            new = compute_status(owner, spec, observed, previous, now)
         patch = status_patch(previous, new)
         if patch is None:
             return

@@ -125,11 +125,7 @@ def compute_status(
         _condition(c.PROGRESSING, progressing, p_reason, p_message, gen),
         _condition(c.DEGRADED, degraded, d_reason, d_message, gen),
     ]
-    old = {cond["type"]: cond for cond in previous.get("conditions") or []}
-    for cond in new_conditions:
-        prior = old.get(cond["type"])
-        same = prior is not None and prior.get("status") == cond["status"]
-        cond["lastTransitionTime"] = prior.get("lastTransitionTime", now) if same and prior else now
+    _stamp_transitions(new_conditions, previous, now)
     tiers: dict[str, Any] = {}
     for tier in tiers_of(spec):
         state = observed.deployments.get(tier)
@@ -150,6 +146,28 @@ def compute_status(
     if observed.applied_generation is not None:
         status["observedGeneration"] = observed.applied_generation
     return status
+
+
+def _stamp_transitions(new_conditions: list[dict[str, Any]], previous: dict[str, Any], now: str) -> None:
+    old = {cond["type"]: cond for cond in previous.get("conditions") or []}
+    for cond in new_conditions:
+        prior = old.get(cond["type"])
+        same = prior is not None and prior.get("status") == cond["status"]
+        cond["lastTransitionTime"] = prior.get("lastTransitionTime", now) if same and prior else now
+
+
+def invalid_spec_status(
+    observed: Observed, message: str, previous: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """A spec the API server admitted but the models reject (a CRD older than the operator)."""
+    gen = observed.generation
+    new_conditions = [
+        _condition(c.READY, False, c.INVALID_SPEC, message, gen),
+        _condition(c.PROGRESSING, False, c.INVALID_SPEC, message, gen),
+        _condition(c.DEGRADED, True, c.INVALID_SPEC, message, gen),
+    ]
+    _stamp_transitions(new_conditions, previous, now)
+    return {"conditions": new_conditions, "tiers": {}, "readyReplicas": 0}
 
 
 def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.cluster.build import BuildError
-from tests.cluster.cluster import ClusterError, start, stop
+from tests.cluster.cluster import ClusterError, attach, start, stop
 
 
 def _link_binaries(root: Path, binaries: dict[str, Path]) -> None:
@@ -39,12 +39,17 @@ def main() -> int:
         return 0
     started = time.monotonic()
     try:
-        cluster = start(root)
+        cluster = attach(root)
+        print(f"cluster in {root} is already up")
+    except ClusterError:
+        cluster = None
+    try:
+        cluster = cluster or start(root)
     except (ClusterError, BuildError) as error:
         print(f"cluster-up failed: {error}", file=sys.stderr)
         return 1
     _link_binaries(root, cluster.binaries.all())
-    print(f"cluster up in {time.monotonic() - started:.1f} s")
+    print(f"cluster up after {time.monotonic() - started:.1f} s")
     print(f"  export KUBECONFIG={os.path.relpath(cluster.kubeconfig)}")
     print(f"  export PATH=$PWD/{os.path.relpath(root / 'bin')}:$PATH")
     print(f"  logs: {os.path.relpath(root / 'logs')};  stop with: make cluster-down")

@@ -7,7 +7,14 @@ from tts_operator import conditions as c
 from tts_operator.drift import matches
 from tts_operator.render import Owner
 from tts_operator.spec import TTSServiceSpec
-from tts_operator.status import DeploymentState, Observed, changed_conditions, compute_status, status_patch
+from tts_operator.status import (
+    DeploymentState,
+    Observed,
+    changed_conditions,
+    compute_status,
+    invalid_spec_status,
+    status_patch,
+)
 
 OWNER = Owner("voice", "ns", "uid")
 SPEC = TTSServiceSpec.model_validate(
@@ -153,3 +160,13 @@ def test_status_patch_removes_tiers_that_left_the_spec():
 )
 def test_drift_detection(desired, actual, expected):
     assert matches(desired, actual) is expected
+
+
+def test_invalid_spec_status():
+    status = invalid_spec_status(Observed(4, 3), "tiers: at least one tier", {}, "t0")
+    assert conds(status) == {
+        c.READY: ("False", c.INVALID_SPEC),
+        c.PROGRESSING: ("False", c.INVALID_SPEC),
+        c.DEGRADED: ("True", c.INVALID_SPEC),
+    }
+    assert status["conditions"][2]["message"] == "tiers: at least one tier"
