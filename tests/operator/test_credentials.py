@@ -13,7 +13,9 @@ KUBECONFIG = {
     "kind": "Config",
     "current-context": "test",
     "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u", "namespace": "team"}}],
-    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority": "ca.crt"}}],
+    "clusters": [
+        {"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority": "ca.crt"}}
+    ],
     "users": [{"name": "u", "user": {"client-certificate-data": base64.b64encode(b"CERT").decode(),
                                      "client-key": "/abs/key.pem"}}],
 }  # fmt: skip
