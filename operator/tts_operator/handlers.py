@@ -172,6 +172,7 @@ async def reconcile(
         raise kopf.TemporaryError(f"apply failed: {message}", delay=10)
     memo.errors.pop(key, None)
     memo.applied[key] = meta.get("generation")
+    metrics.MANAGED.set(len(memo.applied))
     metrics.RECONCILES.labels("ok").inc()
     logger.info("applied %d children for generation %s", len(children), meta.get("generation"))
     await refresh_status(key, memo, logger, **kwargs)
@@ -244,6 +245,7 @@ async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.M
         key = (namespace, name)
         for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
             state.pop(key, None)
+        metrics.MANAGED.set(len(memo.applied))
 
 
 async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:

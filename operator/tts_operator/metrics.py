@@ -16,7 +16,7 @@ DRIFT_REPAIRS = Counter(
 )
 STATUS_UPDATES = Counter("voicefleet_operator_status_updates_total", "Status patches written")
 EVENTS_POSTED = Counter("voicefleet_operator_events_total", "Events posted on condition changes", ["reason"])
-MANAGED = Gauge("voicefleet_operator_managed_services", "TTSServices this operator watches")
+MANAGED = Gauge("voicefleet_operator_managed_services", "TTSServices this operator has reconciled")
 
 
 def serve(address: str, port: int) -> None:

