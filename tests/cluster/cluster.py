@@ -226,7 +226,8 @@ class Cluster:
 
 def _nodes_manifest() -> str:
     def node(name: str, gpus: int) -> dict[str, object]:
-        capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+        # Roomy, so pods of namespaces still being deleted never crowd out the next test's pods.
+        capacity = {"cpu": "128", "memory": "1Ti", "pods": "110"}
         labels = {"type": "kwok", "kubernetes.io/hostname": name}
         spec: dict[str, object] = {}
         if gpus:
