@@ -1,4 +1,5 @@
-"""The operator as a real process (`python -m tts_operator.cli`) against the test cluster."""
+"""Fixtures: the real control plane (built from Go modules on first use, once per session) and the
+operator as a real process (`python -m tts_operator.cli`) against it."""
 
 from __future__ import annotations
 
@@ -16,13 +17,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster import Cluster
+from tests.cluster.cluster import Cluster, attach, start, stop
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """A running cluster. Never skipped: if it cannot be built or started, the error says why.
+
+    VOICEFLEET_TEST_CLUSTER=.cluster reuses a cluster started by `make cluster-up` (quick iteration).
+    """
+    reuse = os.environ.get("VOICEFLEET_TEST_CLUSTER")
+    if reuse:
+        yield attach(Path(reuse))
+        return
+    root = tmp_path_factory.mktemp("cluster")
+    running = start(root)
+    try:
+        yield running
+    finally:
+        stop(root)
 
 
 class OperatorProcess:

@@ -1,4 +1,4 @@
-"""The control plane harness itself: real components up, our CRDs and KEDA's installed, fake nodes Ready."""
+"""The control plane harness: real components up, our CRDs and KEDA's installed, fake nodes Ready."""
 
 from __future__ import annotations
 
