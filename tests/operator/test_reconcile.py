@@ -239,3 +239,18 @@ def test_restart_mid_way_converges_without_duplicates(kube, operator):
             f"{name}: duplicate rollouts {[r['metadata']['name'] for r in replicasets]}"
         )
         assert kube.get("tts", name)["status"]["observedGeneration"] == 1
+
+
+def test_apply_failure_is_degraded_then_recovers(kube, operator):
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-deployments"},
+             "spec": {"hard": {"count/deployments.apps": "0"}}}  # fmt: skip
+    kube.apply(quota)
+    kube.apply(tts("quota"))
+    wait_condition(kube, "quota", "Degraded", "True", "ApplyFailed", timeout=10)
+    degraded = next(c for c in kube.get("tts", "quota")["status"]["conditions"] if c["type"] == "Degraded")
+    assert "exceeded quota" in degraded["message"]
+    assert 'voicefleet_operator_apply_errors_total{kind="Deployment"}' in operator.metrics()
+    kube.run("delete", "resourcequota", "no-deployments")
+    # kopf retries the failed reconcile after its back-off (10 s).
+    wait_condition(kube, "quota", "Ready", "True", timeout=30)
+    assert condition(kube.get("tts", "quota"), "Degraded") == ("False", "AsExpected")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,12 @@ def test_valid_manifest_accepted_with_defaults(kube):
     assert spec["server"]["queueSize"] == 64
     assert spec["tiers"]["cpu"] == {"minReplicas": 1, "maxReplicas": 4}
     assert spec["service"] == {"type": "ClusterIP", "port": 80}
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_pass_server_side_validation(kube, example):
+    out = kube.run("apply", "--server-side", "--dry-run=server", "-f", str(example))
+    assert "serverside-applied (server dry run)" in out
