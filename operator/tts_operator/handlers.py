@@ -35,6 +35,7 @@ from tts_operator.status import (
 )
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
+REPAIR_BACKOFF = (1, 2, 4, 8, 16)
 Key = tuple[str, str]
 
 
@@ -220,15 +221,28 @@ async def child_changed(
     elif type == "DELETED" or not matches(desired, dict(body)):
         logger.info("repairing %s %s (%s)", kind, name, "deleted" if type == "DELETED" else "edited")
         metrics.DRIFT_REPAIRS.labels(kind).inc()
+        await _repair(memo.client, desired, logger)
+    if kind == "Deployment":
+        await refresh_status(key, memo, logger, **kwargs)
+
+
+async def _repair(client: KubeClient, desired: dict[str, Any], logger: logging.Logger) -> None:
+    """Re-apply one child, retrying here: kopf never retries event handlers, and after a deletion no
+    further event may come to try again."""
+    kind, name = desired["kind"], desired["metadata"]["name"]
+    for delay in (*REPAIR_BACKOFF, None):
         try:
-            await memo.client.apply(desired)
+            await client.apply(desired)
+            return
         except ApiError as error:
             if error.namespace_gone:
                 return
             metrics.APPLY_ERRORS.labels(kind).inc()
-            raise kopf.TemporaryError(f"repair of {kind} {name} failed: {error}", delay=5) from error
-    if kind == "Deployment":
-        await refresh_status(key, memo, logger, **kwargs)
+            if delay is None:
+                break
+            logger.warning("repair of %s %s failed (%s); retrying in %s s", kind, name, error, delay)
+            await asyncio.sleep(delay)
+    logger.error("giving up repairing %s %s; the next change or operator restart retries", kind, name)
 
 
 @kopf.on.event("v1", "pods", labels=MANAGED)

@@ -254,3 +254,18 @@ def test_apply_failure_is_degraded_then_recovers(kube, operator):
     # kopf retries the failed reconcile after its back-off (10 s).
     wait_condition(kube, "quota", "Ready", "True", timeout=30)
     assert condition(kube.get("tts", "quota"), "Degraded") == ("False", "AsExpected")
+
+
+def test_failed_drift_repair_is_retried(kube, operator):
+    kube.apply(tts("retry"))
+    wait_children(kube, "retry")
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-services"},
+             "spec": {"hard": {"services": "0"}}}  # fmt: skip
+    kube.apply(quota)
+    wait_for(lambda: kube.get("resourcequota", "no-services").get("status", {}).get("hard"), what="quota")
+    kube.run("delete", "service", "retry")
+    time.sleep(1.5)
+    assert not kube.exists("service", "retry"), "the quota should block the re-creation for now"
+    kube.run("delete", "resourcequota", "no-services")
+    # No new event arrives for a deleted Service: only the operator's own retries can bring it back.
+    wait_for(lambda: kube.exists("service", "retry"), timeout=20, what="Service back after the quota went")
