@@ -52,7 +52,8 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.metrics_port = free_port()
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.root / "operator.kubeconfig")}
+        kubeconfig = str(self.cluster.root / "operator.kubeconfig")
+        env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}  # logs read while it runs
         cmd = [sys.executable, "-m", "tts_operator.cli", "--metrics-address=127.0.0.1",
                f"--metrics-port={self.metrics_port}", *self.extra]  # fmt: skip
         with self.log.open("ab") as out:
