@@ -8,7 +8,8 @@ quantities into ``x-kubernetes-int-or-string``. Run ``python -m tts_operator.crd
 from __future__ import annotations
 
 import sys
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -98,18 +99,25 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(raw, raw.get("$defs", {}))
 
 
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``Model`` or ``Model | None`` (not inside lists or maps), if any."""
+    union = get_origin(annotation) in (Union, UnionType)
+    for candidate in (annotation, *(get_args(annotation) if union else ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _object_defaults(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """Object-valued fields built by default_factory get ``default: {}`` so nested defaults apply."""
     for name, field in model.model_fields.items():
-        alias = field.alias or name
-        annotation = field.annotation
-        if (
-            field.default_factory is not None
-            and isinstance(annotation, type)
-            and issubclass(annotation, BaseModel)
-        ):
-            schema["properties"][alias]["default"] = {}
-            _object_defaults(schema["properties"][alias], annotation)
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            continue
+        prop = schema["properties"][field.alias or name]
+        if field.default_factory is not None:
+            prop["default"] = {}
+        _object_defaults(prop, nested)
 
 
 def generate_crd() -> dict[str, Any]:

@@ -38,6 +38,17 @@ def test_schema_is_structural_and_described():
             assert node.get("description"), f"{path} has no description for kubectl explain"
 
 
+def test_defaults_match_their_types():
+    spec = generate_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    python_types = {"object": dict, "array": list, "integer": int, "string": str, "boolean": bool}
+    defaults = [(path, node) for path, node in _walk(spec) if "default" in node]
+    assert len(defaults) > 20
+    for path, node in defaults:
+        expected = (int, str) if node.get("x-kubernetes-int-or-string") else python_types[node["type"]]
+        assert isinstance(node["default"], expected), f"{path}: default {node['default']!r} is not {expected}"
+        assert not isinstance(node["default"], bool) or node.get("type") == "boolean", path
+
+
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("ttsservice-*.yaml")))
 def test_examples_are_valid(example):
     body = yaml.safe_load(example.read_text())

@@ -152,7 +152,8 @@ def test_valid_manifest_accepted_with_defaults(kube):
     kube.apply(tts("good"))
     spec = kube.get("tts", "good")["spec"]
     assert spec["server"]["queueSize"] == 64
-    assert spec["tiers"]["cpu"] == {"minReplicas": 1, "maxReplicas": 4}
+    assert spec["tiers"]["cpu"] == {"minReplicas": 1, "maxReplicas": 4, "resources": {}}
+    assert spec["model"]["cache"] == {"sizeLimit": "20Gi", "mountPath": "/models"}
     assert spec["service"] == {"type": "ClusterIP", "port": 80}
 
 
