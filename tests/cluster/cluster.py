@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,14 +114,14 @@ class Cluster:
         log = self.root / "logs" / f"{name}.log"
         return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
 
-    def _wait(self, what: str, probe: object, timeout: float, component: str) -> None:
+    def _wait(self, what: str, probe: Callable[[], bool], timeout: float, component: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(self.root, component):
                 raise ClusterError(
                     f"{component} exited while waiting for {what}:\n{self._log_tail(component)}"
                 )
-            if probe():  # type: ignore[operator]
+            if probe():
                 return
             time.sleep(0.1)
         raise ClusterError(f"timed out after {timeout} s waiting for {what}:\n{self._log_tail(component)}")
