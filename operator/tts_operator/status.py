@@ -182,11 +182,19 @@ def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any
 
 
 def changed_conditions(previous: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """Conditions whose status or reason changed: the only moments worth an Event."""
+    """The condition changes worth an Event: a status flip, or a new reason for a problem.
+
+    The first status of a new TTSService is no change, and progress steps (Reconciling -> Creating ->
+    RollingOut, all Progressing=True) are not news; a problem changing cause (ApplyFailed ->
+    GPUUnschedulable) is.
+    """
     old = {cond["type"]: cond for cond in previous.get("conditions") or []}
-    return [
-        cond
-        for cond in new["conditions"]
-        if (old.get(cond["type"], {}).get("status"), old.get(cond["type"], {}).get("reason"))
-        != (cond["status"], cond["reason"])
-    ]
+    changed = []
+    for cond in new["conditions"]:
+        prior = old.get(cond["type"])
+        if prior is None:
+            continue
+        problem = (cond["type"], cond["status"]) in c.WARNING_STATES
+        if prior["status"] != cond["status"] or (problem and prior["reason"] != cond["reason"]):
+            changed.append(cond)
+    return changed
