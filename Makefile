@@ -27,5 +27,15 @@ test: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The control plane for humans: kubeconfig in $(CLUSTER_DIR)/kubeconfig, kubectl/helm/... in $(CLUSTER_DIR)/bin.
+# The first run builds Kubernetes from Go modules (~10 min on 2 cores; cached in ~/.cache/voicefleet).
+CLUSTER_DIR ?= .cluster
+
+cluster-up: venv
+	$(BIN)/python -m tests.cluster up --dir $(CLUSTER_DIR)
+
+cluster-down:
+	$(PYTHON) -m tests.cluster down --dir $(CLUSTER_DIR)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

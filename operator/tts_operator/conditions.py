@@ -1,0 +1,26 @@
+"""Condition types and reasons, in one place (as KEDA's eventreason and NIM's conditions packages do)."""
+
+from __future__ import annotations
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+# Ready
+ALL_REPLICAS_READY = "AllReplicasReady"
+REPLICAS_NOT_READY = "ReplicasNotReady"
+NO_REPLICAS = "NoReplicas"
+# Progressing
+CREATING = "Creating"
+ROLLING_OUT = "RollingOut"
+ROLLOUT_COMPLETE = "RolloutComplete"
+RECONCILING = "Reconciling"
+# Degraded
+AS_EXPECTED = "AsExpected"
+GPU_UNSCHEDULABLE = "GPUUnschedulable"
+UNSCHEDULABLE = "Unschedulable"
+APPLY_FAILED = "ApplyFailed"
+INVALID_SPEC = "InvalidSpec"
+
+# Events for these (type, status) pairs are Warnings; every other transition is Normal.
+WARNING_STATES = {(READY, "False"), (DEGRADED, "True")}

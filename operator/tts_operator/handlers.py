@@ -1,0 +1,337 @@
+"""Thin kopf handlers: read spec -> render -> server-side apply -> status and Events.
+
+Reconcile is level-based and idempotent: create, update and resume all apply the full desired state.
+Children are watched (by our managed-by label) instead of polled by a timer, so a deleted or hand-edited
+child is re-applied within a second and no finalizer is ever added to a TTSService.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics
+from tts_operator import conditions as c
+from tts_operator.credentials import load as load_credentials
+from tts_operator.drift import matches
+from tts_operator.kube import ApiError, KubeClient
+from tts_operator.render import Owner, render_children, tiers_of
+from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
+from tts_operator.spec import TTSServiceSpec
+from tts_operator.status import (
+    DeploymentState,
+    Observed,
+    changed_conditions,
+    compute_status,
+    invalid_spec_status,
+    status_patch,
+)
+
+MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
+REPAIR_BACKOFF = (1, 2, 4, 8, 16)
+Key = tuple[str, str]
+
+
+# ---- setup ------------------------------------------------------------------------------------------
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    creds = load_credentials()
+    return kopf.ConnectionInfo(
+        server=creds.server,
+        ca_path=creds.ca_path,
+        ca_data=creds.ca_data,
+        insecure=creds.insecure,
+        certificate_path=creds.certificate_path,
+        certificate_data=creds.certificate_data,
+        private_key_path=creds.private_key_path,
+        private_key_data=creds.private_key_data,
+        scheme="Bearer" if creds.bearer_token() else None,
+        token=creds.bearer_token(),
+        default_namespace=creds.default_namespace,
+    )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Kopf adds a finalizer only for timers, daemons and non-optional delete handlers; we have none, but
+    # name it after our group so that, if that ever changes, it is recognisable (see operator/README.md).
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Kopf would post an Event per handler run; we post our own, only when a condition changes.
+    settings.posting.enabled = False
+    memo.client = KubeClient(load_credentials())
+    memo.applied = {}  # Key -> generation applied successfully
+    memo.errors = {}  # Key -> (reason, message) of the last failed reconcile
+    memo.last_status = {}  # Key -> status we last wrote (newer than the watch may have delivered)
+    memo.locks = defaultdict(asyncio.Lock)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.client.close()
+
+
+# ---- indexes: in-memory views the handlers read instead of calling the API ---------------------------
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def ttsservices(
+    namespace: str, name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict:
+    return {
+        (namespace, name): {
+            "uid": uid,
+            "generation": meta.get("generation", 0),
+            "deleting": meta.get("deletionTimestamp") is not None,
+            "spec": dict(spec),
+            "status": dict(status),
+        }
+    }
+
+
+@kopf.index("apps", "v1", "deployments", labels=MANAGED)
+def tier_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    service, tier = labels.get(LABEL_SERVICE), labels.get(LABEL_TIER)
+    if not service or tier not in ("gpu", "cpu"):
+        return {}
+    return {(namespace, service): (tier, DeploymentState.from_body(dict(body)))}
+
+
+@kopf.index("v1", "pods", labels=MANAGED)
+def unschedulable_pods(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict:
+    for cond in status.get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return {
+                (namespace, labels.get(LABEL_SERVICE, "")): (labels.get(LABEL_TIER), cond.get("message", ""))
+            }
+    return {}
+
+
+def _first(index: kopf.Index, key: Key) -> Any:
+    return next(iter(index[key])) if key in index else None
+
+
+# ---- reconcile ----------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def reconcile(
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    logger: logging.Logger,
+    **kwargs: Any,
+) -> None:
+    key = (namespace, name)
+    started = time.monotonic()
+    try:
+        parsed = TTSServiceSpec.model_validate(dict(spec))
+    except ValidationError as error:
+        metrics.RECONCILES.labels("invalid").inc()
+        await refresh_status(key, memo, logger, **kwargs)
+        raise kopf.PermanentError(f"invalid spec: {error}") from error
+    owner = Owner(name, namespace, uid)
+    children = render_children(owner, parsed)
+    results = await asyncio.gather(*(memo.client.apply(child) for child in children), return_exceptions=True)
+    failures = [
+        (child, r) for child, r in zip(children, results, strict=True) if isinstance(r, BaseException)
+    ]
+    if failures and all(isinstance(r, ApiError) and r.namespace_gone for _, r in failures):
+        return  # the whole namespace is going away, this TTSService with it
+    await _prune_removed_tiers(owner, parsed, memo, kwargs["tier_deployments"])
+    metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+    if failures:
+        for child, _error in failures:
+            metrics.APPLY_ERRORS.labels(child["kind"]).inc()
+        message = "; ".join(
+            f"{child['kind']} {child['metadata']['name']}: {error}" for child, error in failures
+        )
+        memo.errors[key] = (c.APPLY_FAILED, message[:2000])
+        metrics.RECONCILES.labels("error").inc()
+        await refresh_status(key, memo, logger, **kwargs)
+        raise kopf.TemporaryError(f"apply failed: {message}", delay=10)
+    memo.errors.pop(key, None)
+    memo.applied[key] = meta.get("generation")
+    metrics.MANAGED.set(len(memo.applied))
+    metrics.RECONCILES.labels("ok").inc()
+    logger.info("applied %d children for generation %s", len(children), meta.get("generation"))
+    await refresh_status(key, memo, logger, **kwargs)
+
+
+async def _prune_removed_tiers(
+    owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo, deployments: kopf.Index
+) -> None:
+    """A tier dropped from the spec takes its Deployment and PDB with it."""
+    present = {tier for tier, _state in deployments.get((owner.namespace, owner.name), [])}
+    for tier in present - set(tiers_of(spec)):
+        for kind in ("Deployment", "PodDisruptionBudget"):
+            await memo.client.delete(kind, owner.namespace, tier_name(owner, tier))
+
+
+# ---- children: drift repair and status refresh ---------------------------------------------------------
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("v1", "services", labels=MANAGED)
+@kopf.on.event("v1", "configmaps", labels=MANAGED)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+async def child_changed(
+    type: str | None, body: kopf.Body, resource: kopf.Resource, namespace: str, name: str,
+    labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any,
+) -> None:  # fmt: skip
+    key = (namespace, labels.get(LABEL_SERVICE, ""))
+    owner_entry = _first(kwargs["ttsservices"], key)
+    if owner_entry is None or owner_entry["deleting"] or key not in memo.applied:
+        return  # the owner is gone (the garbage collector handles the child) or not reconciled yet
+    try:
+        spec = TTSServiceSpec.model_validate(owner_entry["spec"])
+    except ValidationError:
+        return
+    owner = Owner(key[1], namespace, owner_entry["uid"])
+    kind = resource.kind  # listed objects carry no kind of their own
+    desired = next(
+        (ch for ch in render_children(owner, spec) if ch["kind"] == kind and ch["metadata"]["name"] == name),
+        None,
+    )
+    if desired is None:
+        if type != "DELETED":
+            logger.info("deleting %s %s: its tier left the spec", kind, name)
+            await memo.client.delete(kind, namespace, name)
+    elif type == "DELETED" or not matches(desired, dict(body)):
+        logger.info("repairing %s %s (%s)", kind, name, "deleted" if type == "DELETED" else "edited")
+        metrics.DRIFT_REPAIRS.labels(kind).inc()
+        await _repair(memo.client, desired, logger)
+    if kind == "Deployment":
+        await refresh_status(key, memo, logger, **kwargs)
+
+
+async def _repair(client: KubeClient, desired: dict[str, Any], logger: logging.Logger) -> None:
+    """Re-apply one child, retrying here: kopf never retries event handlers, and after a deletion no
+    further event may come to try again."""
+    kind, name = desired["kind"], desired["metadata"]["name"]
+    for delay in (*REPAIR_BACKOFF, None):
+        try:
+            await client.apply(desired)
+            return
+        except ApiError as error:
+            if error.namespace_gone:
+                return
+            metrics.APPLY_ERRORS.labels(kind).inc()
+            if delay is None:
+                break
+            logger.warning("repair of %s %s failed (%s); retrying in %s s", kind, name, error, delay)
+            await asyncio.sleep(delay)
+    logger.error("giving up repairing %s %s; the next change or operator restart retries", kind, name)
+
+
+@kopf.on.event("v1", "pods", labels=MANAGED)
+async def pod_changed(
+    namespace: str, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
+) -> None:
+    # Only scheduling matters here (GPU shortage); readiness arrives through the Deployment's status.
+    await refresh_status((namespace, labels.get(LABEL_SERVICE, "")), memo, logger, **kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        key = (namespace, name)
+        for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
+            state.pop(key, None)
+        metrics.MANAGED.set(len(memo.applied))
+
+
+async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
+    """Recompute status from the indexes; patch it and post Events only when something changed."""
+    async with memo.locks[key]:
+        entry = _first(kwargs["ttsservices"], key)
+        if entry is None or entry["deleting"]:
+            return
+        try:
+            spec: TTSServiceSpec | None = TTSServiceSpec.model_validate(entry["spec"])
+            invalid = ""
+        except ValidationError as error:
+            spec, invalid = None, str(error).replace("\n", " ")[:1000]
+        previous = memo.last_status.get(key) or entry["status"]
+        owner = Owner(key[1], key[0], entry["uid"])
+        deployments: dict[TierName, DeploymentState] = dict(kwargs["tier_deployments"].get(key, []))
+        unschedulable: dict[TierName, list[str]] = {}
+        for tier, message in kwargs["unschedulable_pods"].get(key, []):
+            unschedulable.setdefault(tier, []).append(message)
+        observed = Observed(
+            generation=entry["generation"],
+            applied_generation=memo.applied.get(key, previous.get("observedGeneration")),
+            deployments=deployments,
+            unschedulable=unschedulable,
+            error=memo.errors.get(key),
+        )
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if spec is None:
+            new = invalid_spec_status(observed, invalid, previous, now)
+        else:
+            new = compute_status(owner, spec, observed, previous, now)
+        patch = status_patch(previous, new)
+        if patch is None:
+            return
+        try:
+            await memo.client.patch_status(key[0], key[1], patch)
+        except ApiError as error:
+            if error.status == 404:
+                return
+            raise
+        metrics.STATUS_UPDATES.inc()
+        for cond in changed_conditions(previous, new):
+            await _post_event(memo.client, owner, cond, logger)
+        memo.last_status[key] = new
+
+
+async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], logger: logging.Logger) -> None:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    warning = (cond["type"], cond["status"]) in c.WARNING_STATES
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "uid": owner.uid,
+        },
+        "type": "Warning" if warning else "Normal",
+        "reason": cond["reason"],
+        "message": f"{cond['type']}={cond['status']}: {cond['message']}",
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+        "reportingInstance": FIELD_MANAGER,
+        "firstTimestamp": now.split(".")[0] + "Z",
+        "lastTimestamp": now.split(".")[0] + "Z",
+        "count": 1,
+    }
+    try:
+        await client.create_event(owner.namespace, event)
+        metrics.EVENTS_POSTED.labels(cond["reason"]).inc()
+    except ApiError as error:  # an Event is best effort; never fail a reconcile over it
+        logger.warning("could not post event %s: %s", cond["reason"], error)

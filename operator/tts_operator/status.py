@@ -1,0 +1,200 @@
+"""TTSService status as a pure function of what the operator observed (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tts_operator import conditions as c
+from tts_operator.render import Owner, tiers_of
+from tts_operator.render.common import TierName
+from tts_operator.render.service import endpoint
+from tts_operator.spec import TTSServiceSpec
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """The parts of a Deployment's spec and status that status is computed from."""
+
+    replicas: int
+    generation: int
+    observed_generation: int
+    ready: int
+    updated: int
+    total: int
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> DeploymentState:
+        spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body.get("metadata") or {}
+        return cls(
+            replicas=int(spec.get("replicas", 1)),
+            generation=int(meta.get("generation", 0)),
+            observed_generation=int(status.get("observedGeneration", 0)),
+            ready=int(status.get("readyReplicas", 0)),
+            updated=int(status.get("updatedReplicas", 0)),
+            total=int(status.get("replicas", 0)),
+        )
+
+    @property
+    def rolled_out(self) -> bool:
+        return (
+            self.observed_generation >= self.generation
+            and self.updated >= self.replicas
+            and self.total <= self.replicas
+        )
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    applied_generation: int | None
+    deployments: dict[TierName, DeploymentState] = field(default_factory=dict)
+    # tier -> scheduler messages of pods that cannot be placed
+    unschedulable: dict[TierName, list[str]] = field(default_factory=dict)
+    # (reason, message) of the last failed reconcile, if it failed
+    error: tuple[str, str] | None = None
+
+
+def _condition(kind: str, status: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def _degraded(spec: TTSServiceSpec, observed: Observed) -> tuple[bool, str, str]:
+    if observed.error is not None:
+        return True, observed.error[0], observed.error[1]
+    gpu_resource = spec.tiers.gpu.resource_name if spec.tiers.gpu else "nvidia.com/gpu"
+    for tier, messages in sorted(observed.unschedulable.items()):
+        if not messages:
+            continue
+        reason = (
+            c.GPU_UNSCHEDULABLE
+            if any(f"Insufficient {gpu_resource}" in m for m in messages)
+            else c.UNSCHEDULABLE
+        )
+        return True, reason, f"{len(messages)} {tier} pod(s) cannot be scheduled: {messages[0]}"
+    return False, c.AS_EXPECTED, "all pods are scheduled"
+
+
+def _progressing(spec: TTSServiceSpec, observed: Observed) -> tuple[bool, str, str]:
+    if observed.applied_generation != observed.generation:
+        return True, c.RECONCILING, f"applying generation {observed.generation}"
+    missing = [t for t in tiers_of(spec) if t not in observed.deployments]
+    if missing:
+        return True, c.CREATING, f"waiting for the {', '.join(missing)} Deployment(s)"
+    rolling = [t for t in tiers_of(spec) if not observed.deployments[t].rolled_out]
+    if rolling:
+        return True, c.ROLLING_OUT, f"rolling out the {', '.join(rolling)} tier(s)"
+    return False, c.ROLLOUT_COMPLETE, "all tiers run the current spec"
+
+
+def _ready(spec: TTSServiceSpec, observed: Observed, degraded_reason: str) -> tuple[bool, str, str]:
+    parts, all_ready, total_ready = [], True, 0
+    for tier in tiers_of(spec):
+        state = observed.deployments.get(tier)
+        desired, ready = (state.replicas, state.ready) if state else (None, 0)
+        parts.append(f"{tier} {ready}/{desired if desired is not None else '?'} ready")
+        all_ready = all_ready and desired is not None and ready >= desired
+        total_ready += ready
+    message = ", ".join(parts)
+    if all_ready and total_ready > 0:
+        return True, c.ALL_REPLICAS_READY, message
+    if all_ready:
+        return False, c.NO_REPLICAS, message
+    reason = (
+        degraded_reason if degraded_reason in (c.GPU_UNSCHEDULABLE, c.UNSCHEDULABLE) else c.REPLICAS_NOT_READY
+    )
+    return False, reason, message
+
+
+def compute_status(
+    owner: Owner, spec: TTSServiceSpec, observed: Observed, previous: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """The whole status object; lastTransitionTime is kept from `previous` unless the status flipped."""
+    degraded, d_reason, d_message = _degraded(spec, observed)
+    progressing, p_reason, p_message = _progressing(spec, observed)
+    ready, r_reason, r_message = _ready(spec, observed, d_reason if degraded else "")
+    gen = observed.generation
+    new_conditions = [
+        _condition(c.READY, ready, r_reason, r_message, gen),
+        _condition(c.PROGRESSING, progressing, p_reason, p_message, gen),
+        _condition(c.DEGRADED, degraded, d_reason, d_message, gen),
+    ]
+    _stamp_transitions(new_conditions, previous, now)
+    tiers: dict[str, Any] = {}
+    for tier in tiers_of(spec):
+        state = observed.deployments.get(tier)
+        tiers[tier] = {
+            "desiredReplicas": state.replicas if state else None,
+            "readyReplicas": state.ready if state else 0,
+            "updatedReplicas": state.updated if state else 0,
+            "unschedulableReplicas": len(observed.unschedulable.get(tier, [])),
+        }
+        if tiers[tier]["desiredReplicas"] is None:
+            del tiers[tier]["desiredReplicas"]
+    status: dict[str, Any] = {
+        "conditions": new_conditions,
+        "tiers": tiers,
+        "readyReplicas": sum(t["readyReplicas"] for t in tiers.values()),
+        "endpoint": endpoint(owner, spec),
+    }
+    if observed.applied_generation is not None:
+        status["observedGeneration"] = observed.applied_generation
+    return status
+
+
+def _stamp_transitions(new_conditions: list[dict[str, Any]], previous: dict[str, Any], now: str) -> None:
+    old = {cond["type"]: cond for cond in previous.get("conditions") or []}
+    for cond in new_conditions:
+        prior = old.get(cond["type"])
+        same = prior is not None and prior.get("status") == cond["status"]
+        cond["lastTransitionTime"] = prior.get("lastTransitionTime", now) if same and prior else now
+
+
+def invalid_spec_status(
+    observed: Observed, message: str, previous: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """A spec the API server admitted but the models reject (a CRD older than the operator)."""
+    gen = observed.generation
+    new_conditions = [
+        _condition(c.READY, False, c.INVALID_SPEC, message, gen),
+        _condition(c.PROGRESSING, False, c.INVALID_SPEC, message, gen),
+        _condition(c.DEGRADED, True, c.INVALID_SPEC, message, gen),
+    ]
+    _stamp_transitions(new_conditions, previous, now)
+    return {"conditions": new_conditions, "tiers": {}, "readyReplicas": 0}
+
+
+def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """A merge patch turning `previous` into `new`, or None when nothing we own changed."""
+    relevant = {k: previous.get(k) for k in new}
+    if relevant == new and set(previous.get("tiers") or {}) <= set(new["tiers"]):
+        return None
+    patch = dict(new)
+    # Merge patches delete map keys only when told to: drop tiers that left the spec.
+    patch["tiers"] = {**{t: None for t in previous.get("tiers") or {}}, **new["tiers"]}
+    return patch
+
+
+def changed_conditions(previous: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """The condition changes worth an Event: a status flip, or a new reason for a problem.
+
+    The first status of a new TTSService is no change, and progress steps (Reconciling -> Creating ->
+    RollingOut, all Progressing=True) are not news; a problem changing cause (ApplyFailed ->
+    GPUUnschedulable) is.
+    """
+    old = {cond["type"]: cond for cond in previous.get("conditions") or []}
+    changed = []
+    for cond in new["conditions"]:
+        prior = old.get(cond["type"])
+        if prior is None:
+            continue
+        problem = (cond["type"], cond["status"]) in c.WARNING_STATES
+        if prior["status"] != cond["status"] or (problem and prior["reason"] != cond["reason"]):
+            changed.append(cond)
+    return changed
