@@ -33,8 +33,9 @@ STYLE_CKPT = "style_encoder/ckpt/checkpoint_163431"
 BERT_DIR = "WangZeJun/simbert-base-chinese"
 WEIGHT_FILES = (ACOUSTIC_CKPT, STYLE_CKPT, f"{BERT_DIR}/config.json", f"{BERT_DIR}/vocab.txt")
 BERT_WEIGHTS = ("pytorch_model.bin", "model.safetensors")
-# Import names of what upstream's inference path imports (torch, the BERT, yacs config, the frontends).
-PACKAGES = ("torch", "transformers", "yacs", "g2p_en", "jieba", "pypinyin", "pypinyin_dict")
+# Import names of what upstream's inference path imports: torch, the BERT, yacs configs, numba (its
+# alignment module jit-compiles with it) and the frontends.
+PACKAGES = ("torch", "transformers", "yacs", "numba", "g2p_en", "jieba", "pypinyin", "pypinyin_dict")
 
 
 def missing_files(checkout: Path | None, weights: Path | None) -> list[str]:
