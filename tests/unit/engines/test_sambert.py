@@ -237,13 +237,16 @@ def test_missing_model_dir_is_named(tmp_path: Path) -> None:
     assert missing_requirements((3, 10), facts(), gone) == [f"model directory {gone} (it does not exist)"]
 
 
-def test_package_state_tells_placeholders_from_real_packages(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("layout", ["package", "module"])
+def test_package_state_spots_placeholders(tmp_path: Path, monkeypatch, layout: str) -> None:
     assert package_state("surely_not_a_module_xyz") == PackageState(installed=False)
-    # PyPI's placeholders: a single-module kantts, a pure-Python ttsfrd.
+    # PyPI's kantts 0.1.0 and ttsfrd 0.1.0 wheels hold exactly this: <name>/__init__.py with hello().
     fake = tmp_path / "fake"
-    (fake / "kantts").mkdir(parents=True)
-    (fake / "kantts" / "__init__.py").write_text("def hello():\n    pass\n")
-    (fake / "ttsfrd.py").write_text("def hello():\n    pass\n")
+    for name in ("kantts", "ttsfrd"):
+        source = f'# __init__.py for {name} package\ndef hello():\n    return "Hello from {name}"\n'
+        path = fake / name / "__init__.py" if layout == "package" else fake / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
     monkeypatch.syspath_prepend(str(fake))
     assert package_state("kantts") == PackageState(True, genuine=False)
     assert package_state("ttsfrd") == PackageState(True, genuine=False)
