@@ -187,3 +187,15 @@ def test_clashing_module_is_refused(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "frontend", other)
     with pytest.raises(EngineUnavailable, match="'frontend' is already imported from /elsewhere"):
         import_from_checkout(tmp_path)
+
+
+def test_namespace_package_from_the_checkout_is_not_a_clash(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "models").mkdir()
+    namespace = types.ModuleType("models")
+    namespace.__path__ = [str(tmp_path / "models")]  # no __file__, like upstream's models/ (no __init__.py)
+    monkeypatch.setitem(sys.modules, "models", namespace)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    import_from_checkout(tmp_path)
+    namespace.__path__ = ["/elsewhere/models"]
+    with pytest.raises(EngineUnavailable, match="/elsewhere/models"):
+        import_from_checkout(tmp_path)

@@ -62,11 +62,16 @@ def import_from_checkout(checkout: Path) -> None:
     root = checkout.resolve()
     for name in UPSTREAM_MODULES:
         module = sys.modules.get(name)
-        origin = getattr(module, "__file__", None) or ""
-        if module is not None and not Path(origin).resolve().is_relative_to(root):
+        if module is None:
+            continue
+        # Upstream's `models` has no __init__.py: a namespace package has __path__ but no __file__.
+        file = getattr(module, "__file__", None)
+        origins = [file] if file else list(getattr(module, "__path__", []))
+        if not any(Path(origin).resolve().is_relative_to(root) for origin in origins):
             raise EngineUnavailable(
-                f"engine 'emotivoice': a module named {name!r} is already imported from {origin}; "
-                "EmotiVoice's top-level modules would clash with it"
+                f"engine 'emotivoice': a module named {name!r} is already imported from "
+                f"{', '.join(map(str, origins)) or 'a built-in'}; EmotiVoice's top-level modules would "
+                "clash with it"
             )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
