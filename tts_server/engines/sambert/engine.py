@@ -128,6 +128,9 @@ class SambertEngine:
         return [self.synthesize_one(segment) for segment in batch]
 
     def warm_up(self) -> None:
-        wave = self.synthesize_one(Segment(WARM_UP_TEXT, self.info.voices[0].id))
-        if wave.size < self._rate // 4 or float(np.abs(wave).max()) < 0.01:
-            raise EngineError("sambert warm-up produced no audible audio")
+        # KAN-TTS loads each voice's acoustic model and vocoder on that voice's first call: warm every
+        # voice, or the first request for the second voice would pay the load.
+        for voice in self.info.voices:
+            wave = self.synthesize_one(Segment(WARM_UP_TEXT, voice.id))
+            if wave.size < self._rate // 4 or float(np.abs(wave).max()) < 0.01:
+                raise EngineError(f"sambert warm-up produced no audible audio for voice {voice.id!r}")
