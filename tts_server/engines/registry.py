@@ -25,7 +25,11 @@ def _emotivoice(settings: Settings) -> Engine:
     from tts_server.engines.emotivoice.engine import EmotiVoiceEngine
 
     return EmotiVoiceEngine(
-        settings.emotivoice_checkout, settings.emotivoice_weights, settings.device, settings.precision
+        settings.emotivoice_checkout,
+        settings.emotivoice_weights,
+        settings.device,
+        settings.precision,
+        threads_per_engine(settings),
     )
 
 

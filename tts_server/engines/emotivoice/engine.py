@@ -31,6 +31,7 @@ from tts_server.engines.emotivoice.upstream import SAMPLE_RATE, Loaded, load
 log = logging.getLogger(__name__)
 ENGINE_NAME = "emotivoice"
 WARM_UP_TEXT = "欢迎使用语音合成服务。"
+SPEAKER_NOTE = "EmotiVoice speaker; speaks Mandarin and English"
 FRONTEND_MARKERS = frozenset({"<sos/eos>", "sp", "cn_eng_sp", "eng_cn_sp"})
 
 
@@ -57,6 +58,7 @@ class EmotiVoiceEngine:
         weights: Path | None,
         device: str = "auto",
         precision: str = "auto",
+        threads: int | None = None,
     ) -> None:
         packages = missing_packages()
         missing = [f"packages not installed: {', '.join(packages)}"] if packages else []
@@ -73,6 +75,9 @@ class EmotiVoiceEngine:
         if device == "cuda" and not torch.cuda.is_available():
             raise EngineUnavailable(f"engine {ENGINE_NAME!r}: device=cuda but torch sees no CUDA device")
         used = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+        if threads:
+            # Process-wide in torch; every worker's engine asks for the same share, so they agree.
+            torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device(used)
         try:
@@ -89,7 +94,7 @@ class EmotiVoiceEngine:
             precision="fp32",
             sample_rate=SAMPLE_RATE,
             languages=("zh", "en"),
-            voices=tuple(Voice(s, f"EmotiVoice {s}", "zh", "", "EmotiVoice speaker") for s in speakers),
+            voices=tuple(Voice(s, f"EmotiVoice {s}", "zh", "", SPEAKER_NOTE) for s in speakers),
             emotions=tuple(EMOTION_PROMPTS),
             capabilities=Capabilities(
                 batching=False, max_batch_size=1, streaming=True, cloning=False, controls=("speed", "energy")
