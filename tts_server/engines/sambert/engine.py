@@ -88,7 +88,11 @@ class SambertEngine:
         voices = parse_voices((run_dir / "voices" / "voices.json").read_text(encoding="utf-8"))
         self._rate = model_sample_rate((run_dir / "configuration.json").read_text(encoding="utf-8"))
         # An absolute local path: a hub id here would make modelscope call the hub.
-        self._pipeline = pipeline(task=Tasks.text_to_speech, model=str(run_dir))
+        # modelscope's own device switch ("gpu" falls back to CPU when CUDA is absent); KAN-TTS still
+        # checks torch.cuda itself, which is why GPUs are also hidden for device=cpu.
+        self._pipeline = pipeline(
+            task=Tasks.text_to_speech, model=str(run_dir), device="cpu" if device == "cpu" else "gpu"
+        )
         used = "cuda" if torch.cuda.is_available() else "cpu"
         self.info = EngineInfo(
             name=ENGINE_NAME,
