@@ -1,4 +1,7 @@
-"""`tts-server`: run the HTTP server (settings from flags, then TTS_* env, then defaults)."""
+"""`tts-server`: run the HTTP server (settings from flags, then TTS_* env, then defaults).
+
+`tts-server fetch-model --manifest M --dest D` downloads a model instead (see tts_server.fetch).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     fields = Settings.model_fields
     names = ("host", "port", "engine", "device", "precision", "workers", "threads", "max_queue", "batch_size")
     names += ("batch_wait_ms", "max_text_length", "request_timeout_s", "drain_timeout_s", "log_level")
+    names += ("model_dir", "model_work_dir", "emotivoice_checkout", "emotivoice_weights")
     for name in names:
         field = fields[name]
         kind = field.annotation if field.annotation in (int, float, str) else None
@@ -57,6 +61,11 @@ class DrainingServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fetch-model"]:
+        from tts_server.fetch import main as fetch_main
+
+        raise SystemExit(fetch_main(argv[1:]))
     settings = Settings(**parse_args(argv))
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -77,7 +77,16 @@ class SynthesisService:
             )
         return emotion
 
-    def plan(self, text: str, voice: str, emotion: str, speed: float, pitch: float, energy: float) -> Plan:
+    def plan(
+        self,
+        text: str,
+        voice: str,
+        emotion: str,
+        speed: float,
+        pitch: float,
+        energy: float,
+        instructions: str | None = None,
+    ) -> Plan:
         if not text.strip():
             raise ApiError(400, "empty_input", "text is empty")
         if len(text) > self.settings.max_text_length:
@@ -89,7 +98,7 @@ class SynthesisService:
         sentences = split_sentences(normalize(text))
         if not sentences:
             raise ApiError(400, "nothing_to_speak", "text has no speakable characters")
-        segments = [Segment(s, voice, emotion, speed, pitch, energy) for s in sentences]
+        segments = [Segment(s, voice, emotion, speed, pitch, energy, instructions) for s in sentences]
         return Plan(segments, sum(len(s) for s in sentences))
 
     # --- running ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -55,3 +56,16 @@ class Settings(BaseSettings):
         description="Extra voice names mapped to engine voices (OpenAI's names map to the default)",
     )
     log_level: str = "info"
+    # Engines whose models live outside the image (sambert-hifigan, emotivoice).
+    model_dir: Path | None = Field(
+        None, description="Sambert: local ModelScope model directory (holds configuration.json)"
+    )
+    model_work_dir: Path | None = Field(
+        None, description="Where a read-only model directory is copied to run (default: a temp directory)"
+    )
+    emotivoice_checkout: Path | None = Field(
+        None, description="EmotiVoice: checkout of the upstream repository at the pinned commit"
+    )
+    emotivoice_weights: Path | None = Field(
+        None, description="EmotiVoice: directory laid out like the checkout's outputs/ (see README)"
+    )

@@ -38,7 +38,9 @@ async def speech(body: SpeechRequest, request: Request, service: ReadyService) -
     emotion = service.check_emotion(
         body.emotion or emotion_from_instructions(body.instructions, service.info.emotions)
     )
-    plan = service.plan(body.input, voice, emotion, body.speed, 1.0, 1.0)
+    # An explicit emotion overrides instructions; otherwise prompt engines get the instructions verbatim.
+    instructions = None if body.emotion else body.instructions
+    plan = service.plan(body.input, voice, emotion, body.speed, 1.0, 1.0, instructions)
     rate = body.sample_rate or OPENAI_SAMPLE_RATE
     sse = body.stream_format == "sse"
     return await respond(request, service, plan, body.response_format, rate, "/v1/audio/speech", True, sse)

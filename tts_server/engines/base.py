@@ -41,6 +41,8 @@ class Segment:
     speed: float = 1.0
     pitch: float = 1.0
     energy: float = 1.0
+    # Free-text style instructions (OpenAI `instructions`) for engines that take a prompt (EmotiVoice).
+    instructions: str | None = None
 
 
 @dataclass(frozen=True)
