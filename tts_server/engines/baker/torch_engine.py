@@ -231,4 +231,3 @@ class BakerTorchEngine:
             self._torch.cuda.synchronize()
         if alone.size < SAMPLE_RATE // 2 or float(np.abs(alone).max()) < 0.01:
             raise EngineError("baker warm-up produced no audible audio")
-
