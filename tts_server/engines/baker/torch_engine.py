@@ -109,6 +109,12 @@ class BakerTorchEngine:
         threads = threads or os.cpu_count() or 1
         if self.device == "cpu":
             torch.set_num_threads(threads)
+        else:
+            # TF32 would round the float32 acoustic model's convolutions to a 10-bit mantissa: enough
+            # to flip a duration's rounding and shift every later frame. Reduced precision is chosen
+            # explicitly for the vocoder instead.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self._assets = assets or load_assets()
         self._g2p = BakerG2P(self._assets.pinyin_dict, self._assets.symbol_to_id)
         self._device = torch.device(self.device)
