@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -121,6 +122,8 @@ def main() -> None:
             "torch": torch.__version__,
             "cpu_threads": args.threads,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            # The cores may be shared (other jobs): the load average says how much they were.
+            "load_average_at_start": os.getloadavg(),
         },
         "sentences": list(SENTENCES),
     }
@@ -128,17 +131,19 @@ def main() -> None:
     def no_sync() -> None:
         return None
 
-    cpu_torch = BakerTorchEngine(device="cpu", threads=args.threads)
+    cpu_torch = BakerTorchEngine(device="cpu", threads=args.threads, batch_mode="sequential")
+    cpu_padded = BakerTorchEngine(device="cpu", threads=args.threads, batch_mode="padded")
     litert = BakerLiteRTEngine(threads=args.threads)
-    cpu_torch.warm_up()
-    litert.warm_up()
+    for engine in (cpu_torch, cpu_padded, litert):
+        engine.warm_up()
     engines: dict[str, tuple[object, Callable[[], None]]] = {
         "torch-cpu-fp32": (cpu_torch, no_sync),
         "litert-cpu-int8": (litert, no_sync),
     }
+    padded_cpu = {"torch-cpu-fp32-padded": (cpu_padded, no_sync)}
     if torch.cuda.is_available():
         for precision in ("fp32", "fp16", "bf16"):
-            gpu = BakerTorchEngine(device="cuda", precision=precision)
+            gpu = BakerTorchEngine(device="cuda", precision=precision, batch_mode="padded")
             gpu.warm_up()
             engines[f"torch-cuda-{precision}"] = (gpu, torch.cuda.synchronize)
     else:
@@ -151,8 +156,12 @@ def main() -> None:
         print(f"  {row['engine']:22s} median {row['rtf_median']:.4f}  {spread}")
     print("Throughput vs batch size:")
     rows = []
-    for name, (engine, sync) in engines.items():
-        rows += throughput_rows(name, engine, sync, args.batches, one_by_one=name.startswith("litert"))
+    for name, (engine, sync) in {**engines, **padded_cpu}.items():
+        # LiteRT and torch's CPU default run batches item by item; the rest as one padded batch.
+        rows += throughput_rows(
+            name, engine, sync, args.batches, one_by_one=not getattr(engine, "padded", False)
+        )
+    results["load_average_at_end"] = os.getloadavg()
     results["throughput"] = rows
     RESULTS.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"

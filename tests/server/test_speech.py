@@ -144,7 +144,8 @@ def test_models_and_voices_describe_the_engine(client: httpx.Client) -> None:
         precision,
         24000,
     )
-    assert card["capabilities"]["batching"] is True
+    # Padded batching where it pays: on CUDA; on CPU items run one by one (measured faster).
+    assert card["capabilities"]["batching"] is torch.cuda.is_available()
     assert card["languages"] == ["zh"] and card["voices"] == ["baker"]
     assert {"neutral", "happy", "sad", "angry", "surprised"} <= set(card["emotions"])
     assert card["capabilities"]["streaming"] is True and card["capabilities"]["cloning"] is False

@@ -32,7 +32,9 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def engine() -> BakerTorchEngine:
-    eng = BakerTorchEngine(device="cpu", threads=2)
+    # Padded batching explicitly: on CPU the default runs items one by one (it is faster there),
+    # and these tests are about the batched path CUDA serves with.
+    eng = BakerTorchEngine(device="cpu", threads=2, batch_mode="padded")
     eng.warm_up()
     return eng
 
@@ -118,8 +120,16 @@ def test_stages_can_run_alone(engine: BakerTorchEngine) -> None:
     assert wave.size == int(frames[0]) * engine.vocoder.hop == int(frames[0]) * 300
 
 
-def test_default_engine_is_torch() -> None:
-    assert ENGINES["baker"](Settings(device="cpu", threads=1)).info.runtime == "torch"
+def test_default_engine_is_torch_and_sequential_on_cpu() -> None:
+    info = ENGINES["baker"](Settings(device="cpu", threads=1)).info
+    assert info.runtime == "torch"
+    assert not info.capabilities.batching and info.capabilities.max_batch_size == 1
+    assert info.extra["batch_mode"] == "sequential"
+
+
+def test_unknown_batch_mode_is_refused() -> None:
+    with pytest.raises(EngineUnavailable, match="batch_mode"):
+        BakerTorchEngine(device="cpu", batch_mode="sometimes")
 
 
 @pytest.mark.parametrize(
