@@ -4,11 +4,14 @@
 
 1. Real-time factor (synthesis seconds / audio seconds) per sentence, torch and LiteRT interleaved
    so both see the same machine load; median and spread over --repeats.
-2. Throughput (audio seconds per wall second) vs batch size: batches of mixed-length sentences
-   through torch's padded batching; LiteRT cannot batch, so its figure is the same sentences one
-   by one.
+2. Throughput (audio seconds per wall second) vs batch size: one engine call per batch of
+   mixed-length sentences, best of --repeats with the engines interleaved. torch runs it both as one
+   padded batch and item by item (its CPU default); LiteRT cannot batch, so it goes item by item.
 3. On a machine with CUDA (run it there: nothing here is CPU-specific), the same for torch on CUDA
    in fp32, fp16 and bf16, with torch.cuda.synchronize() around every timing.
+4. --compile adds each torch engine again with its vocoder under torch.compile(dynamic=True), to
+   decide whether the engine should offer it. On 2 CPU cores it did not pay: 52 s to compile (plus
+   recompiles for new lengths), then RTF 0.112 vs 0.107 eager; CUDA is yet to be measured.
 
 Results are printed and saved as JSON under benchmarks/results/ (baker_engines_<device>.json).
 """
@@ -75,31 +78,32 @@ def rtf_rows(engines: dict[str, tuple[object, Callable[[], None]]], repeats: int
 
 
 def throughput_rows(
-    name: str, engine: object, sync: Callable[[], None], batches: Sequence[int], one_by_one: bool
+    engines: dict[str, tuple[object, Callable[[], None]]], batches: Sequence[int], repeats: int
 ) -> list[dict]:
+    """Best of `repeats` per engine and batch size; engines interleaved within each repeat."""
     rows = []
     for size in batches:
         segments = [Segment(SENTENCES[i % len(SENTENCES)], "baker") for i in range(size)]
-        walls, audio = [], 0.0
-        for _ in range(2):
-            if one_by_one:
-                parts = [timed(engine, [s], sync) for s in segments]
-                wall, audio = sum(p[0] for p in parts), sum(p[1] for p in parts)
-            else:
+        walls: dict[str, list[float]] = {name: [] for name in engines}
+        audio = 0.0
+        for _ in range(repeats):
+            for name, (engine, sync) in engines.items():
                 wall, audio = timed(engine, segments, sync)
-            walls.append(wall)
-        wall = min(walls)
-        rows.append(
-            {
-                "engine": name,
-                "batch": size,
-                "audio_s": round(audio, 2),
-                "wall_s": round(wall, 3),
-                "audio_s_per_s": round(audio / wall, 2),
-                "latency_per_call_s": round(wall, 3),
-            }
-        )
-        print(f"  {name:22s} batch {size:2d}: {audio / wall:7.2f} audio s/s ({wall:.2f} s for {audio:.1f} s)")
+                walls[name].append(wall)
+        for name in engines:
+            wall = min(walls[name])
+            rows.append(
+                {
+                    "engine": name,
+                    "batch": size,
+                    "audio_s": round(audio, 2),
+                    "wall_s_best": round(wall, 3),
+                    "wall_s_all": [round(w, 3) for w in walls[name]],
+                    "audio_s_per_s": round(audio / wall, 2),
+                }
+            )
+            figure = f"{audio / wall:7.2f} audio s/s ({wall:.2f} s for {audio:.1f} s)"
+            print(f"  {name:22s} batch {size:2d}: {figure}")
     return rows
 
 
@@ -110,6 +114,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd vocoders")
     args = parser.parse_args()
     import torch
 
@@ -148,6 +153,16 @@ def main() -> None:
             engines[f"torch-cuda-{precision}"] = (gpu, torch.cuda.synchronize)
     else:
         results["cuda"] = "skipped: no CUDA device on this machine"
+    if args.compile:
+        for name, (engine, sync) in list(engines.items()):
+            if isinstance(engine, BakerTorchEngine):
+                compiled = BakerTorchEngine(
+                    device=engine.device, precision=engine.precision, threads=args.threads
+                )
+                # The compiled module forwards attribute reads (hop) to the original.
+                compiled.vocoder = torch.compile(compiled.vocoder, dynamic=True)
+                compiled.warm_up()
+                engines[f"{name}-compiled"] = (compiled, sync)
 
     print("RTF per sentence (interleaved):")
     results["rtf"] = rtf_rows(engines, args.repeats)
@@ -155,14 +170,10 @@ def main() -> None:
         spread = f"p10 {row['rtf_p10']:.4f}  p90 {row['rtf_p90']:.4f}"
         print(f"  {row['engine']:22s} median {row['rtf_median']:.4f}  {spread}")
     print("Throughput vs batch size:")
-    rows = []
-    for name, (engine, sync) in {**engines, **padded_cpu}.items():
-        # LiteRT and torch's CPU default run batches item by item; the rest as one padded batch.
-        rows += throughput_rows(
-            name, engine, sync, args.batches, one_by_one=not getattr(engine, "padded", False)
-        )
+    # One engine call per batch: LiteRT and torch's CPU default loop over the items inside it,
+    # "padded" engines run the batch as one padded tensor per stage.
+    results["throughput"] = throughput_rows({**engines, **padded_cpu}, args.batches, args.repeats)
     results["load_average_at_end"] = os.getloadavg()
-    results["throughput"] = rows
     RESULTS.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = RESULTS / f"baker_engines_{device}.json"
