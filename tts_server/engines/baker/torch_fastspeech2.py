@@ -13,6 +13,7 @@ zero that region first, because alone the item would have been zero-padded there
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,8 +137,7 @@ class VariancePredictor(nn.Module):
 
     @staticmethod
     def _scope(graph: TFLiteGraph, rsqrt_pattern: str) -> str:
-        import re
-
+        """The LayerNorm's name scope, whose Keras numbering (sequential_6, _7, ...) we cannot know."""
         regex = re.compile(rsqrt_pattern)
         names = {p for t in graph.tensors for p in t.name.split(";") if regex.fullmatch(p)}
         if len(names) != 1:
