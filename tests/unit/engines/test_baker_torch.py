@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from tts_server.engines.baker.litert import SAMPLE_RATE
 from tts_server.engines.baker.torch_engine import BakerTorchEngine, resolve_device, resolve_precision
 from tts_server.engines.base import Engine, EngineUnavailable, InvalidInput, Segment
 from tts_server.engines.registry import ENGINES
+from tts_server.metrics import Metrics
+from tts_server.scheduler import Chunk, Scheduler
 from tts_server.settings import Settings
 from tts_server.text import normalize
 
@@ -197,3 +201,46 @@ def test_reduced_precision_vocoder_batch_runs_on_cpu(engine: BakerTorchEngine) -
     for i, expected in enumerate(want):
         got = wave[i, : expected.size]
         assert snr_db(expected, got) > 25
+
+
+def test_scheduler_batches_real_jobs_and_each_gets_its_own_audio(engine: BakerTorchEngine) -> None:
+    """Continuous batching through the server's scheduler with the padded engine: the two jobs'
+    first sentences share one engine call, and every sentence equals its solo synthesis."""
+    jobs_text = [[MIXED[2], MIXED[0]], [MIXED[1]]]
+    solo = {text: engine.synthesize([Segment(text, "baker")])[0] for texts in jobs_text for text in texts}
+    sizes: list[int] = []
+    original = engine.synthesize
+
+    def recording(batch: Sequence[Segment]) -> list[np.ndarray]:
+        sizes.append(len(batch))
+        return original(batch)
+
+    async def run() -> list[list[np.ndarray]]:
+        scheduler = Scheduler([engine], Metrics(), max_queue=4, batch_size=4, batch_wait_s=0.05)
+        jobs = [scheduler.submit([Segment(t, "baker") for t in texts], 60) for texts in jobs_text]
+        scheduler.start()
+        try:
+            results = []
+            for job in jobs:
+                waves = []
+                while True:
+                    event = await asyncio.wait_for(job.events.get(), 60)
+                    assert isinstance(event, Chunk), event
+                    waves.append(event.wave)
+                    if event.last:
+                        break
+                results.append(waves)
+            return results
+        finally:
+            scheduler.stop()
+
+    engine.synthesize = recording  # type: ignore[method-assign]
+    try:
+        results = asyncio.run(run())
+    finally:
+        del engine.synthesize
+    assert sizes[0] == 2  # both jobs' first sentences in one padded call
+    for texts, waves in zip(jobs_text, results, strict=True):
+        for text, wave in zip(texts, waves, strict=True):
+            assert wave.shape == solo[text].shape
+            assert snr_db(solo[text], wave) > 70
