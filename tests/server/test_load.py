@@ -123,7 +123,11 @@ def test_sigterm_drains_every_accepted_request(start_server) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--engine", "nope"], "unknown engine 'nope'"), (["--device", "cuda"], "CPU only")],
+    [
+        (["--engine", "nope"], "unknown engine 'nope'"),
+        (["--engine", "baker-litert", "--device", "cuda"], "CPU only"),
+        (["--precision", "int8"], "int8 is the baker-litert engine"),
+    ],
 )
 def test_refuses_to_start_with_a_clear_message(args: list[str], message: str) -> None:
     result = subprocess.run(

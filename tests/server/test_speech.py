@@ -8,6 +8,7 @@ import json
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from tests.audio_decode import decode, wav_fields
 from tests.quality import assert_speech, syllables
@@ -135,12 +136,16 @@ def test_models_and_voices_describe_the_engine(client: httpx.Client) -> None:
     assert models["object"] == "list"
     card = models["data"][0]
     assert card["id"] == "baker-zh" and card["engine"] == "baker"
+    # The server picks CUDA (fp16) wherever torch sees a GPU, else CPU in fp32.
+    device, precision = ("cuda", "fp16") if torch.cuda.is_available() else ("cpu", "fp32")
     assert (card["runtime"], card["device"], card["precision"], card["sample_rate"]) == (
-        "litert",
-        "cpu",
-        "int8",
+        "torch",
+        device,
+        precision,
         24000,
     )
+    # Padded batching where it pays: on CUDA; on CPU items run one by one (measured faster).
+    assert card["capabilities"]["batching"] is torch.cuda.is_available()
     assert card["languages"] == ["zh"] and card["voices"] == ["baker"]
     assert {"neutral", "happy", "sad", "angry", "surprised"} <= set(card["emotions"])
     assert card["capabilities"]["streaming"] is True and card["capabilities"]["cloning"] is False

@@ -11,6 +11,16 @@ from tts_server.settings import Settings
 
 
 def _baker(settings: Settings) -> Engine:
+    from tts_server.engines.baker.torch_engine import BakerTorchEngine
+
+    return BakerTorchEngine(
+        device=settings.device,
+        precision=settings.precision,
+        threads=threads_per_engine(settings),
+    )
+
+
+def _baker_litert(settings: Settings) -> Engine:
     from tts_server.engines.baker.litert import BakerLiteRTEngine
 
     return BakerLiteRTEngine(device=settings.device, threads=threads_per_engine(settings))
@@ -43,6 +53,7 @@ def threads_per_engine(settings: Settings) -> int:
 
 ENGINES: dict[str, Callable[[Settings], Engine]] = {
     "baker": _baker,
+    "baker-litert": _baker_litert,
     "sambert-hifigan": _sambert,
     "emotivoice": _emotivoice,
 }
