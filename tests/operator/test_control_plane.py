@@ -30,4 +30,4 @@ def test_kubectl_explain_uses_model_descriptions(cluster):
     out = cluster.kubectl("explain", "tts.spec.tiers.gpu.gpus")
     assert "GPUs per replica." in out
     out = cluster.kubectl("explain", "ttsservice.spec.server")
-    assert "queueSize" in out and "Bounded request queue per pod" in out
+    assert "queueSize" in out and "Requests that may wait per pod" in out

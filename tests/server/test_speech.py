@@ -123,6 +123,12 @@ def test_instructions_pick_an_emotion(client: httpx.Client) -> None:
     assert r.headers["x-emotion"] == "sad"
 
 
+def test_explicit_emotion_overrides_instructions(client: httpx.Client) -> None:
+    body = {"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "wav"}
+    r = client.post("/v1/audio/speech", json=body | {"instructions": "cheerful", "emotion": "angry"})
+    assert r.status_code == 200 and r.headers["x-emotion"] == "angry"
+
+
 def test_speed_and_emotion_change_the_audio(client: httpx.Client) -> None:
     base = float(client.post("/tts", json={"text": TEXT}).headers["x-audio-duration"])
     fast = float(client.post("/tts", json={"text": TEXT, "speed": 2.0}).headers["x-audio-duration"])
