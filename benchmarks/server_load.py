@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--server-args", default="", help="extra tts-server flags, e.g. '--max-queue 16'")
+    parser.add_argument("--out", default="server_load.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
 
     ours_port, naive_port = free_port(), free_port()
@@ -203,7 +204,7 @@ def main() -> None:
         )
     print(f"\nthroughput ratio tts-server / naive by clients: {ratios}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "server_load.json"
+    out = RESULTS / args.out
     out.write_text(
         json.dumps(
             {
