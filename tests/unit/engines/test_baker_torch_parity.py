@@ -25,6 +25,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tests.unit.engines.litert_reference import acoustic_reference
 from tts_server.engines.baker.assets import BakerAssets, load_assets
 from tts_server.engines.baker.g2p import BakerG2P
+from tts_server.engines.baker.litert import invoke_fastspeech2
 from tts_server.engines.baker.tflite_graph import TFLiteGraph
 from tts_server.engines.baker.torch_fastspeech2 import FastSpeech2
 from tts_server.engines.baker.torch_mbmelgan import MultiBandMelGAN
@@ -68,20 +69,8 @@ def vocoder(vocoder_graph: TFLiteGraph) -> MultiBandMelGAN:
 
 
 def run_acoustic(model: bytes, ids: list[int], speed: float, pitch: float, energy: float) -> dict:
-    interp = Interpreter(model_content=model, num_threads=2)
-    inputs = interp.get_input_details()
-    interp.resize_tensor_input(inputs[0]["index"], [1, len(ids)])
-    interp.allocate_tensors()
-    interp.set_tensor(inputs[0]["index"], np.asarray([ids], np.int32))
-    interp.set_tensor(inputs[1]["index"], np.zeros([1], np.int32))
-    for detail, value in zip(inputs[2:], (1.0 / speed, pitch, energy), strict=True):
-        interp.set_tensor(detail["index"], np.asarray([value], np.float32))
-    interp.invoke()
-    outputs = interp.get_output_details()
-    return {
-        "mel": interp.get_tensor(outputs[1]["index"])[0],
-        "durations": interp.get_tensor(outputs[2]["index"])[0],
-    }
+    outputs = invoke_fastspeech2(Interpreter(model_content=model, num_threads=2), ids, speed, pitch, energy)
+    return {"mel": outputs[1][0], "durations": outputs[2][0]}
 
 
 def run_port(acoustic: FastSpeech2, ids: list[int], speed: float, pitch: float, energy: float) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from tts_server.engines.base import (
 )
 from tts_server.prosody import EMOTION_PRESETS, emotion_prosody
 
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24_000
@@ -35,6 +39,23 @@ WARM_UP_TEXT = "欢迎使用语音合成服务，今天天气很好。"
 # FastSpeech2 rounds scaled durations to whole frames: beyond these bounds short phones vanish
 # (too fast) or smear; the rest of a requested speed is applied by time-stretching the waveform.
 NATIVE_SPEED_RANGE = (0.5, 2.0)
+
+
+def invoke_fastspeech2(
+    interp: Interpreter, ids: list[int], speed: float, pitch: float, energy: float
+) -> list[np.ndarray]:
+    """One utterance through the FastSpeech2 graph; outputs in graph order (mel before and after the
+    post-net, durations, f0, energy), each with a batch dimension of 1."""
+    inputs = interp.get_input_details()
+    interp.resize_tensor_input(inputs[0]["index"], [1, len(ids)])
+    interp.allocate_tensors()
+    interp.set_tensor(inputs[0]["index"], np.asarray([ids], np.int32))
+    interp.set_tensor(inputs[1]["index"], np.zeros([1], np.int32))
+    # The graph multiplies predicted durations by speed_ratios: a larger ratio is slower speech.
+    for detail, value in zip(inputs[2:], (1.0 / speed, pitch, energy), strict=True):
+        interp.set_tensor(detail["index"], np.asarray([value], np.float32))
+    interp.invoke()
+    return [interp.get_tensor(detail["index"]) for detail in interp.get_output_details()]
 
 
 class BakerLiteRTEngine:
@@ -76,18 +97,8 @@ class BakerLiteRTEngine:
         return self._g2p.phonemes(text).symbols
 
     def _mel(self, ids: list[int], speed: float, pitch: float, energy: float) -> np.ndarray:
-        interp = self._acoustic
-        inputs = interp.get_input_details()
-        interp.resize_tensor_input(inputs[0]["index"], [1, len(ids)])
-        interp.allocate_tensors()
-        interp.set_tensor(inputs[0]["index"], np.asarray([ids], np.int32))
-        interp.set_tensor(inputs[1]["index"], np.zeros([1], np.int32))
-        # The graph multiplies predicted durations by speed_ratios: a larger ratio is slower speech.
-        for detail, value in zip(inputs[2:], (1.0 / speed, pitch, energy), strict=True):
-            interp.set_tensor(detail["index"], np.asarray([value], np.float32))
-        interp.invoke()
         # Output 1 is the post-net refined mel; output 0 is the decoder's raw mel.
-        return interp.get_tensor(interp.get_output_details()[1]["index"])
+        return invoke_fastspeech2(self._acoustic, ids, speed, pitch, energy)[1]
 
     def _wave(self, mel: np.ndarray) -> np.ndarray:
         interp = self._vocoder
