@@ -1,0 +1,114 @@
+"""The real operator process, authenticated only by the chart ServiceAccount's token, reconciles a
+TTSService in the namespace the chart lets it serve: the chart grants all the operator needs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.cluster import Cluster
+from tests.helm.conftest import CHART, Helm
+from tests.operator.conftest import Kube, free_port, tts, wait_for
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
+
+
+def _service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig with the admin's server and CA but only the ServiceAccount's bound token."""
+    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=1h").strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
+        "current-context": "sa",
+    }
+    # Server and CA may be relative paths in the admin kubeconfig: keep the file next to it.
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def chart_operator(helm: Helm, cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
+    """(served namespace, operator log, metrics port) of an operator running as the chart's SA."""
+    suffix = uuid.uuid4().hex[:6]
+    op_ns, served = f"h-op-{suffix}", f"h-served-{suffix}"
+    for name in (op_ns, served):
+        cluster.kubectl("create", "namespace", name)
+    release = "rbop"
+    helm.run("install", release, str(CHART), "-n", op_ns, "--set", "crds.install=false",
+             "--set", f"watchNamespaces={{{served}}}")  # fmt: skip
+    kubeconfig = _service_account_kubeconfig(
+        cluster, op_ns, f"{release}-voicefleet", cluster.kubeconfig.parent / f"sa-{suffix}.kubeconfig"
+    )
+    port, log = free_port(), tmp_path / "operator.log"
+    env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"}
+    # The arguments the chart's Deployment passes (but a free port, and plain logs to read).
+    cmd = [sys.executable, "-m", "tts_operator.cli", f"--namespace={served}", "--metrics-address=127.0.0.1",
+           f"--metrics-port={port}", "--log-format=plain"]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield served, log, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        helm.run("uninstall", release, "-n", op_ns, "--wait", "--timeout=60s", check=False)
+        kubeconfig.unlink(missing_ok=True)
+        for name in (op_ns, served):
+            cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_operator_reconciles_with_the_chart_service_account(
+    cluster: Cluster, chart_operator: tuple[str, Path, int]
+) -> None:
+    served, log, port = chart_operator
+    kube = Kube(cluster, served)
+
+    def metrics() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                return resp.read().decode()
+        except OSError:
+            return ""
+
+    wait_for(metrics, timeout=30, what=f"operator /metrics (log: {log})")
+    kube.apply(tts("hello"))
+    # This process's own counters: another operator in the session cannot move them.
+    wait_for(
+        lambda: _metric(metrics(), 'voicefleet_operator_reconciles_total{result="ok"}') >= 1,
+        timeout=30,
+        what="a successful reconcile",
+    )
+    wait_for(lambda: kube.exists("deployment", "hello-cpu"), timeout=10, what="the CPU tier Deployment")
+    for kind, name in (("service", "hello"), ("configmap", "hello-config")):
+        assert kube.exists(kind, name), (kind, name)
+    wait_for(
+        lambda: _metric(metrics(), "voicefleet_operator_status_updates_total") >= 1,
+        timeout=30,
+        what="a status patch",
+    )
+    status = kube.get("tts", "hello").get("status", {})
+    assert any(c["type"] == "Ready" for c in status.get("conditions", [])), status
+    text = metrics()
+    assert _metric(text, 'voicefleet_operator_reconciles_total{result="error"}') == 0, text
+    assert "apply_errors_total{" not in text, text
+    output = log.read_text()
+    assert "Forbidden" not in output and " 403" not in output, output[-3000:]
