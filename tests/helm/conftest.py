@@ -73,3 +73,15 @@ def adopt_crd(cluster: Cluster, release: str, namespace: str) -> None:  # noqa: 
     cluster.kubectl("label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite")
     cluster.kubectl("annotate", "crd", CRD_NAME, f"meta.helm.sh/release-name={release}",
                     f"meta.helm.sh/release-namespace={namespace}", "--overwrite")  # fmt: skip
+
+
+def restore_crd(cluster: Cluster) -> None:  # noqa: F811
+    """Give the CRD back to the harness as it was: kubectl's copy from crds/, no Helm ownership marks.
+
+    The operator tests later in the session use this CRD; a failed upgrade must not leave it changed.
+    """
+    crd_file = CHART.parents[1] / "crds" / f"{CRD_NAME}.yaml"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_file))
+    cluster.kubectl("label", "crd", CRD_NAME, "app.kubernetes.io/managed-by-")
+    marks = ("meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-", "helm.sh/resource-policy-")
+    cluster.kubectl("annotate", "crd", CRD_NAME, *marks)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.cluster import Cluster
-from tests.helm.conftest import CHART, CRD_NAME, Helm, adopt_crd
+from tests.helm.conftest import CHART, CRD_NAME, Helm, adopt_crd, restore_crd
 
 # Every kind the chart creates, namespaced or not; uninstall must leave none with the release's label.
 NAMESPACED_KINDS = (
@@ -137,6 +137,10 @@ def test_install_upgrade_rollback_uninstall(
         assert helm.run("status", release, "-n", namespace, check=False).returncode != 0
     finally:
         helm.run("uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
+        restore_crd(cluster)
+    crd = _crd(cluster)
+    assert "meta.helm.sh/release-name" not in crd["metadata"].get("annotations", {})
+    assert "Generation" not in _printer_columns(cluster)
 
 
 # ---- RBAC: what the chart's ServiceAccount may do, as the API server decides ------------------------
