@@ -41,24 +41,28 @@ def _service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, 
     return path
 
 
-@pytest.fixture
-def chart_operator(helm: Helm, cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
-    """(served namespace, operator log, metrics port) of an operator running as the chart's SA."""
+@pytest.fixture(params=["namespaces", "cluster"])
+def chart_operator(
+    request: pytest.FixtureRequest, helm: Helm, cluster: Cluster, tmp_path: Path
+) -> Iterator[tuple[str, Path, int]]:
+    """(served namespace, operator log, metrics port) of an operator running as the chart's SA,
+    installed for one namespace or (params "cluster") for all of them."""
+    scoped = request.param == "namespaces"
     suffix = uuid.uuid4().hex[:6]
     op_ns, served = f"h-op-{suffix}", f"h-served-{suffix}"
     for name in (op_ns, served):
         cluster.kubectl("create", "namespace", name)
     release = "rbop"
-    helm.run("install", release, str(CHART), "-n", op_ns, "--set", "crds.install=false",
-             "--set", f"watchNamespaces={{{served}}}")  # fmt: skip
+    scope = ["--set", f"watchNamespaces={{{served}}}"] if scoped else []
+    helm.run("install", release, str(CHART), "-n", op_ns, "--set", "crds.install=false", *scope)
     kubeconfig = _service_account_kubeconfig(
         cluster, op_ns, f"{release}-voicefleet", cluster.kubeconfig.parent / f"sa-{suffix}.kubeconfig"
     )
     port, log = free_port(), tmp_path / "operator.log"
     env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"}
     # The arguments the chart's Deployment passes (but a free port, and plain logs to read).
-    cmd = [sys.executable, "-m", "tts_operator.cli", f"--namespace={served}", "--metrics-address=127.0.0.1",
-           f"--metrics-port={port}", "--log-format=plain"]  # fmt: skip
+    cmd = [sys.executable, "-m", "tts_operator.cli", *([f"--namespace={served}"] if scoped else []),
+           "--metrics-address=127.0.0.1", f"--metrics-port={port}", "--log-format=plain"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
