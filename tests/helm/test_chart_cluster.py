@@ -264,3 +264,15 @@ def test_operator_pod_meets_the_restricted_pod_security_standard(
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
     warned = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(root_pod), stderr=True)
     assert 'would violate PodSecurity "restricted:latest"' in warned, warned
+
+
+def test_notes_tts_service_is_valid(helm: Helm, cluster: Cluster, namespace: str) -> None:
+    # The TTSService NOTES.txt tells the reader to apply passes the CRD's validation as written.
+    notes = helm.run(
+        "install", "n", str(CHART), "-n", namespace, "--dry-run=client", "--set", "crds.install=false"
+    )
+    body = notes.stdout.split("<<'YAML'\n", 1)[1].split("\n     YAML\n", 1)[0]
+    manifest = "\n".join(line.removeprefix("     ") for line in body.splitlines())
+    assert "kind: TTSService" in manifest
+    out = cluster.kubectl("-n", namespace, "apply", "--dry-run=server", "-f", "-", stdin=manifest)
+    assert "ttsservice.voicefleet.io/hello created (server dry run)" in out, out

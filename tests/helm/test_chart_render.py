@@ -153,7 +153,7 @@ def test_notes_say_what_to_do_next(helm: Helm) -> None:
         "watchNamespaces={tts-a}",
     ).stdout
     assert "kubectl -n vf rollout status deployment/rel-voicefleet" in notes
-    assert "kind: TTSService" in notes and "/v1/audio/speech" in notes
+    assert "kind: TTSService" in notes and "/v1/audio/speech" in notes and '"voice": "baker"' in notes
     assert "serves only these namespaces: tts-a" in notes
     assert "does not manage the TTSService CRD" in notes
 
@@ -181,3 +181,16 @@ def test_generator_check_reports_stale(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(gen, "TEMPLATE", stale)
     assert gen.main(["--check"]) == 1
     assert gen.main([]) == 0 and gen.main(["--check"]) == 0
+
+
+def test_yaml_booleans_stay_strings(helm: Helm) -> None:
+    # A release called "n" or a namespace called "no" must not turn into YAML booleans.
+    out = helm.run("template", "n", str(CHART), "-n", "no", "--set", "watchNamespaces={y}").stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    for doc in docs:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "n"
+        if doc["kind"] != "RoleBinding" and "namespace" in doc["metadata"]:
+            assert doc["metadata"]["namespace"] == "no", doc["kind"]
+    [binding] = _by_kind(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "y"
+    assert binding["subjects"][0]["namespace"] == "no"
