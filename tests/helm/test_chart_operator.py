@@ -1,0 +1,150 @@
+"""The real operator process, authenticated only by the chart ServiceAccount's token, reconciles a
+TTSService in the namespace the chart lets it serve: the chart grants all the operator needs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.cluster import Cluster
+from tests.helm.conftest import CHART, Helm
+from tests.operator.conftest import Kube, free_port, tts, wait_for
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
+
+
+def _service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig with the admin's server and CA but only the ServiceAccount's bound token."""
+    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=1h").strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
+        "current-context": "sa",
+    }
+    # Server and CA may be relative paths in the admin kubeconfig: keep the file next to it.
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass
+class ChartOperator:
+    served: str  # the namespace the TTSService goes in
+    log: Path
+    container: dict  # the operator container of the Deployment the chart installed
+
+    def url(self, probe: str) -> str:
+        """The URL the kubelet would probe for `probe` (livenessProbe, readinessProbe)."""
+        get = self.container[probe]["httpGet"]
+        [port] = [p["containerPort"] for p in self.container["ports"] if p["name"] == get["port"]]
+        return f"http://127.0.0.1:{port}{get['path']}"
+
+    def fetch(self, probe: str) -> str:
+        try:
+            with urllib.request.urlopen(self.url(probe), timeout=2) as resp:
+                return resp.read().decode() or "ok"
+        except OSError:
+            return ""
+
+
+@pytest.fixture(params=["namespaces", "cluster"])
+def chart_operator(
+    request: pytest.FixtureRequest, helm: Helm, cluster: Cluster, tmp_path: Path
+) -> Iterator[ChartOperator]:
+    """The operator process started with the command line of the chart's Deployment and only its
+    ServiceAccount's token; the release serves one namespace or (param "cluster") all of them."""
+    scoped = request.param == "namespaces"
+    suffix = uuid.uuid4().hex[:6]
+    op_ns, served = f"h-op-{suffix}", f"h-served-{suffix}"
+    for name in (op_ns, served):
+        cluster.kubectl("create", "namespace", name)
+    release = "rbop"
+    values = ["--set", "crds.install=false", "--set", f"operator.metricsPort={free_port()}",
+              "--set", f"operator.healthPort={free_port()}"]  # fmt: skip
+    if scoped:
+        values += ["--set", f"watchNamespaces={{{served}}}"]
+    helm.run("install", release, str(CHART), "-n", op_ns, *values)
+    deployment = json.loads(
+        cluster.kubectl("-n", op_ns, "get", "deployment", f"{release}-voicefleet", "-o", "json")
+    )
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    kubeconfig = _service_account_kubeconfig(
+        cluster, op_ns, f"{release}-voicefleet", cluster.kubeconfig.parent / f"sa-{suffix}.kubeconfig"
+    )
+    log = tmp_path / "operator.log"
+    env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"}
+    # The image's entry point is `tts-operator`; this is the same console script's module.
+    cmd = [sys.executable, "-m", "tts_operator.cli", *container["args"]]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield ChartOperator(served, log, container)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        helm.run("uninstall", release, "-n", op_ns, "--wait", "--timeout=60s", check=False)
+        kubeconfig.unlink(missing_ok=True)
+        for name in (op_ns, served):
+            cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_operator_reconciles_with_the_chart_service_account(
+    cluster: Cluster, chart_operator: ChartOperator
+) -> None:
+    op = chart_operator
+    kube = Kube(cluster, op.served)
+
+    def metrics() -> str:
+        return op.fetch("readinessProbe")
+
+    # The chart's probes hit real endpoints: readiness (/metrics) and kopf's liveness (/healthz).
+    wait_for(metrics, timeout=30, what=f"the readiness probe's URL (log: {op.log})")
+    wait_for(lambda: op.fetch("livenessProbe"), timeout=30, what=f"the liveness probe's URL (log: {op.log})")
+    kube.apply(tts("hello"))
+    # This process's own counters: another operator in the session cannot move them.
+    wait_for(
+        lambda: _metric(metrics(), 'voicefleet_operator_reconciles_total{result="ok"}') >= 1,
+        timeout=30,
+        what="a successful reconcile",
+    )
+    wait_for(lambda: kube.exists("deployment", "hello-cpu"), timeout=10, what="the CPU tier Deployment")
+    for kind, name in (("service", "hello"), ("configmap", "hello-config")):
+        assert kube.exists(kind, name), (kind, name)
+    wait_for(
+        lambda: _metric(metrics(), "voicefleet_operator_status_updates_total") >= 1,
+        timeout=30,
+        what="a status patch",
+    )
+    status = kube.get("tts", "hello").get("status", {})
+    assert any(c["type"] == "Ready" for c in status.get("conditions", [])), status
+    # Events are posted on condition changes (POST events).
+    wait_for(lambda: "voicefleet_operator_events_total{" in metrics(), timeout=30, what="an Event posted")
+    # A removed tier is pruned (DELETE) and the new one applied.
+    kube.apply(tts("hello", tiers={"gpu": {}}))
+    wait_for(lambda: not kube.exists("deployment", "hello-cpu"), timeout=30, what="the CPU tier pruned")
+    assert kube.exists("deployment", "hello-gpu")
+    text = metrics()
+    assert _metric(text, 'voicefleet_operator_reconciles_total{result="error"}') == 0, text
+    assert "apply_errors_total{" not in text, text
+    output = op.log.read_text()
+    assert "Forbidden" not in output and " 403" not in output, output[-3000:]
