@@ -496,7 +496,9 @@ class TTSServiceSpec(_Model):
 class Condition(_Model):
     """A condition in the Kubernetes convention."""
 
-    type: Literal["Ready", "Progressing", "Degraded"] = Field(description="Condition type.")
+    type: Literal["Ready", "Progressing", "Degraded", "AutoscalingUnavailable"] = Field(
+        description="Condition type."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
     reason: str = Field(max_length=1024, description="CamelCase reason for the status.")
     message: str = Field("", max_length=32768, description="Human-readable details.")
@@ -519,7 +521,7 @@ class TTSServiceStatus(_Model):
     observed_generation: int | None = Field(None, description="The spec generation last applied.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing and Degraded.",
+        description="Ready, Progressing, Degraded; AutoscalingUnavailable while autoscaling is on.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     tiers: dict[str, TierStatus] = Field(
