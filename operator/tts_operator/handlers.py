@@ -82,8 +82,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.locks = defaultdict(asyncio.Lock)
     # Operator-wide default for spec.autoscaling.prometheusAddress (tts-operator --prometheus-address).
     memo.prometheus_address = os.environ.get(PROMETHEUS_ADDRESS_ENV) or DEFAULT_PROMETHEUS_ADDRESS
-    # Re-checked on every reconcile, so installing KEDA later takes effect on the next change.
-    memo.keda_available = True
+    # Re-checked on every reconcile, so installing KEDA later takes effect on the next change. A dict,
+    # not an attribute: kopf gives each watched object a shallow copy of this memo, so only mutations of
+    # shared containers reach the handlers of other objects (Deployments, Pods).
+    memo.keda = {"available": True}
 
 
 @kopf.on.cleanup()
@@ -160,7 +162,7 @@ async def reconcile(
         await refresh_status(key, memo, logger, **kwargs)
         raise kopf.PermanentError(f"invalid spec: {error}") from error
     owner = Owner(name, namespace, uid)
-    memo.keda_available = await memo.client.serves(*KEDA_API)
+    memo.keda["available"] = await memo.client.serves(*KEDA_API)
     children = _render(owner, parsed, memo)
     results = await asyncio.gather(*(memo.client.apply(child) for child in children), return_exceptions=True)
     failures = [
@@ -190,7 +192,7 @@ async def reconcile(
 
 def _render(owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo) -> list[dict[str, Any]]:
     return render_children(
-        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda_available
+        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"]
     )
 
 
@@ -200,12 +202,12 @@ async def _prune_removed_tiers(
     """A tier dropped from the spec takes its Deployment, PDB and ScaledObject with it; autoscaling
     switched off takes the ScaledObjects (deleting one that is not there is a cheap 404)."""
     present = {tier for tier, _state in deployments.get((owner.namespace, owner.name), [])}
-    kinds = ("Deployment", "PodDisruptionBudget", "ScaledObject") if memo.keda_available else (
+    kinds = ("Deployment", "PodDisruptionBudget", "ScaledObject") if memo.keda["available"] else (
         "Deployment", "PodDisruptionBudget")  # fmt: skip
     for tier in present - set(tiers_of(spec)):
         for kind in kinds:
             await memo.client.delete(kind, owner.namespace, tier_name(owner, tier))
-    if memo.keda_available and not spec.autoscaling.enabled:
+    if memo.keda["available"] and not spec.autoscaling.enabled:
         for tier in tiers_of(spec):
             await memo.client.delete("ScaledObject", owner.namespace, tier_name(owner, tier))
 
@@ -307,7 +309,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             deployments=deployments,
             unschedulable=unschedulable,
             error=memo.errors.get(key),
-            keda_available=memo.keda_available,
+            keda_available=memo.keda["available"],
         )
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         if spec is None:

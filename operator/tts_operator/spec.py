@@ -434,7 +434,8 @@ class PodOverrides(_Model):
 
 
 _SCHEDULE_FITS_TIER = (
-    "!has(self.autoscaling) || !self.autoscaling.enabled || self.autoscaling.schedules.all(s, "
+    "!has(self.autoscaling) || !has(self.autoscaling.schedules) || !self.autoscaling.enabled || "
+    "self.autoscaling.schedules.all(s, "
     "s.tier == 'gpu' ? has(self.tiers.gpu) && s.minReplicas <= self.tiers.gpu.maxReplicas "
     ": has(self.tiers.cpu) && s.minReplicas <= self.tiers.cpu.maxReplicas)"
 )
