@@ -4,6 +4,7 @@ schema, follow spec changes, are repaired, garbage-collected; without KEDA the s
 from __future__ import annotations
 
 import json
+import re
 
 from tests.cluster.cluster import keda_crd_dir
 from tests.operator.conftest import condition, tts, wait_for
@@ -32,6 +33,12 @@ def wait_scaled_objects(kube, name, expected, timeout=10):
         if expected else scaled_objects(kube, name) == {},
         timeout=timeout, interval=0.1, what=f"ScaledObjects {expected} of {name}",
     )  # fmt: skip
+
+
+def scaled_object_repairs(operator) -> float:
+    found = re.search(r'^voicefleet_operator_drift_repairs_total\{kind="ScaledObject"\} (\S+)$',
+                      operator.metrics(), re.M)  # fmt: skip
+    return float(found.group(1)) if found else 0.0
 
 
 def wait_autoscaling_condition(kube, name, status, reason, timeout=10):
@@ -91,6 +98,7 @@ def test_scaled_objects_follow_the_spec_and_go_with_it(kube, operator):
     kube.run("delete", "scaledobject.keda.sh", "auto-cpu")
     wait_for(lambda: (so := scaled_objects(kube, "auto").get("auto-cpu")) and so["metadata"]["uid"] != uid,
              timeout=5, what="ScaledObject re-created")  # fmt: skip
+    assert scaled_object_repairs(operator) == 1  # that one; no fight with what KEDA's CRD stored
 
     # Autoscaling off: ScaledObjects go, the Deployment gets its replicas back.
     kube.apply(tts("auto", tiers={"cpu": {"maxReplicas": 3, "minReplicas": 2}}))
@@ -102,6 +110,7 @@ def test_scaled_objects_follow_the_spec_and_go_with_it(kube, operator):
     wait_scaled_objects(kube, "auto", ["auto-gpu", "auto-cpu"])
     kube.run("delete", "tts", "auto", "--wait=true", "--timeout=10s")
     wait_scaled_objects(kube, "auto", [], timeout=20)
+    assert scaled_object_repairs(operator) == 1
 
 
 def test_keda_schema_is_really_checked(kube, operator):
