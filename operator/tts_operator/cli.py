@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 
 import kopf
@@ -29,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--priority", type=int, default=None,
         help="peering priority; replicas need distinct values (default: random) or all of them pause",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prometheus-address", default=os.environ.get("VOICEFLEET_PROMETHEUS_ADDRESS"),
+        help="Prometheus KEDA queries unless a TTSService sets autoscaling.prometheusAddress "
+        "(default: $VOICEFLEET_PROMETHEUS_ADDRESS, else http://prometheus-operated.monitoring.svc:9090)",
     )  # fmt: skip
     parser.add_argument("--log-format", choices=["json", "plain"], default="json")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -57,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_QuietWatchHandlers())
+    if args.prometheus_address:
+        # The handlers read it at startup; the environment is how it reaches them through kopf.
+        os.environ["VOICEFLEET_PROMETHEUS_ADDRESS"] = args.prometheus_address
     if args.metrics_port:
         metrics.serve(args.metrics_address, args.metrics_port)
     # Registers the handlers with kopf's default registry.

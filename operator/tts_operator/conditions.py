@@ -5,6 +5,8 @@ from __future__ import annotations
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
+# Present only while spec.autoscaling.enabled.
+AUTOSCALING_UNAVAILABLE = "AutoscalingUnavailable"
 
 # Ready
 ALL_REPLICAS_READY = "AllReplicasReady"
@@ -21,6 +23,9 @@ GPU_UNSCHEDULABLE = "GPUUnschedulable"
 UNSCHEDULABLE = "Unschedulable"
 APPLY_FAILED = "ApplyFailed"
 INVALID_SPEC = "InvalidSpec"
+# AutoscalingUnavailable
+KEDA_MISSING = "KEDACRDsMissing"
+SCALED_OBJECTS_APPLIED = "ScaledObjectsApplied"
 
 # Events for these (type, status) pairs are Warnings; every other transition is Normal.
-WARNING_STATES = {(READY, "False"), (DEGRADED, "True")}
+WARNING_STATES = {(READY, "False"), (DEGRADED, "True"), (AUTOSCALING_UNAVAILABLE, "True")}

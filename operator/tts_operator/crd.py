@@ -7,6 +7,7 @@ quantities into ``x-kubernetes-int-or-string``. Run ``python -m tts_operator.crd
 
 from __future__ import annotations
 
+import json
 import sys
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -173,7 +174,8 @@ def generate_crd() -> dict[str, Any]:
 
 def render_yaml() -> str:
     header = "# Generated from operator/tts_operator/spec.py by `python -m tts_operator.crd`; do not edit.\n"
-    return header + yaml.safe_dump(generate_crd(), sort_keys=False, width=110)
+    # A JSON round trip unshares sub-schemas used twice (scaleUp/scaleDown), so YAML needs no &anchors.
+    return header + yaml.safe_dump(json.loads(json.dumps(generate_crd())), sort_keys=False, width=110)
 
 
 if __name__ == "__main__":

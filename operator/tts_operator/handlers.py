@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from tts_operator.drift import matches
 from tts_operator.kube import ApiError, KubeClient
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
+from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS
 from tts_operator.spec import TTSServiceSpec
 from tts_operator.status import (
     DeploymentState,
@@ -35,6 +37,8 @@ from tts_operator.status import (
 )
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
+PROMETHEUS_ADDRESS_ENV = "VOICEFLEET_PROMETHEUS_ADDRESS"
+KEDA_API = ("keda.sh/v1alpha1", "scaledobjects")
 REPAIR_BACKOFF = (1, 2, 4, 8, 16)
 Key = tuple[str, str]
 
@@ -76,6 +80,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.errors = {}  # Key -> (reason, message) of the last failed reconcile
     memo.last_status = {}  # Key -> status we last wrote (newer than the watch may have delivered)
     memo.locks = defaultdict(asyncio.Lock)
+    # Operator-wide default for spec.autoscaling.prometheusAddress (tts-operator --prometheus-address).
+    memo.prometheus_address = os.environ.get(PROMETHEUS_ADDRESS_ENV) or DEFAULT_PROMETHEUS_ADDRESS
+    # Re-checked on every reconcile, so installing KEDA later takes effect on the next change. A dict,
+    # not an attribute: kopf gives each watched object a shallow copy of this memo, so only mutations of
+    # shared containers reach the handlers of other objects (Deployments, Pods).
+    memo.keda = {"available": True}
 
 
 @kopf.on.cleanup()
@@ -152,7 +162,8 @@ async def reconcile(
         await refresh_status(key, memo, logger, **kwargs)
         raise kopf.PermanentError(f"invalid spec: {error}") from error
     owner = Owner(name, namespace, uid)
-    children = render_children(owner, parsed)
+    memo.keda["available"] = await memo.client.serves(*KEDA_API)
+    children = _render(owner, parsed, memo)
     results = await asyncio.gather(*(memo.client.apply(child) for child in children), return_exceptions=True)
     failures = [
         (child, r) for child, r in zip(children, results, strict=True) if isinstance(r, BaseException)
@@ -179,14 +190,26 @@ async def reconcile(
     await refresh_status(key, memo, logger, **kwargs)
 
 
+def _render(owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo) -> list[dict[str, Any]]:
+    return render_children(
+        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"]
+    )
+
+
 async def _prune_removed_tiers(
     owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo, deployments: kopf.Index
 ) -> None:
-    """A tier dropped from the spec takes its Deployment and PDB with it."""
+    """A tier dropped from the spec takes its Deployment, PDB and ScaledObject with it; autoscaling
+    switched off takes the ScaledObjects (deleting one that is not there is a cheap 404)."""
     present = {tier for tier, _state in deployments.get((owner.namespace, owner.name), [])}
+    kinds = ("Deployment", "PodDisruptionBudget", "ScaledObject") if memo.keda["available"] else (
+        "Deployment", "PodDisruptionBudget")  # fmt: skip
     for tier in present - set(tiers_of(spec)):
-        for kind in ("Deployment", "PodDisruptionBudget"):
+        for kind in kinds:
             await memo.client.delete(kind, owner.namespace, tier_name(owner, tier))
+    if memo.keda["available"] and not spec.autoscaling.enabled:
+        for tier in tiers_of(spec):
+            await memo.client.delete("ScaledObject", owner.namespace, tier_name(owner, tier))
 
 
 # ---- children: drift repair and status refresh ---------------------------------------------------------
@@ -196,6 +219,7 @@ async def _prune_removed_tiers(
 @kopf.on.event("v1", "services", labels=MANAGED)
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED)
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
 async def child_changed(
     type: str | None, body: kopf.Body, resource: kopf.Resource, namespace: str, name: str,
     labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any,
@@ -211,7 +235,7 @@ async def child_changed(
     owner = Owner(key[1], namespace, owner_entry["uid"])
     kind = resource.kind  # listed objects carry no kind of their own
     desired = next(
-        (ch for ch in render_children(owner, spec) if ch["kind"] == kind and ch["metadata"]["name"] == name),
+        (ch for ch in _render(owner, spec, memo) if ch["kind"] == kind and ch["metadata"]["name"] == name),
         None,
     )
     if desired is None:
@@ -285,6 +309,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             deployments=deployments,
             unschedulable=unschedulable,
             error=memo.errors.get(key),
+            keda_available=memo.keda["available"],
         )
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         if spec is None:

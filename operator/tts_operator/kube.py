@@ -128,6 +128,16 @@ class KubeClient:
     async def create_event(self, namespace: str, event: dict[str, Any]) -> None:
         await self._request("POST", object_path("Event", namespace), event, "application/json", {})
 
+    async def serves(self, group_version: str, plural: str) -> bool:
+        """Does the API server serve this resource (is its CRD installed)? Discovery, one GET."""
+        try:
+            found = await self._request("GET", f"/apis/{group_version}", None, "application/json", {})
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return any(r.get("name") == plural for r in (found or {}).get("resources", []))
+
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete in the background (children go via the garbage collector); False if it was already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

@@ -9,8 +9,9 @@ Cross-field rules that the API server must enforce at apply time are CEL express
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 # Kubernetes resource.Quantity, as controller-gen writes it for int-or-string fields.
@@ -24,6 +25,9 @@ RESOURCE_NAME_PATTERN = (  # fmt: skip
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+PROM_LABEL_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# Five space-separated fields of digits, '*', ',', '-', '/' (the semantic check is triggers.parse_cron).
+CRON_PATTERN = r"^[0-9*,/-]+( +[0-9*,/-]+){4}$"
 RESERVED_LABEL_PREFIX = "voicefleet.io/"
 # Children are named <name>-gpu / <name>-cpu and the name is a label value (<= 63 characters).
 MAX_NAME_LENGTH = 52
@@ -241,33 +245,160 @@ class Tiers(_Model):
         return self
 
 
+def _check_cron(expr: str) -> str:
+    # Imported here: triggers imports this module for the models.
+    from tts_operator.triggers import parse_cron
+
+    parse_cron(expr)
+    return expr
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown IANA time zone {name!r}") from error
+    return name
+
+
+CronExpression = Annotated[
+    str,
+    StringConstraints(max_length=100, pattern=CRON_PATTERN),
+    AfterValidator(_check_cron),
+]
+
+
 class Schedule(_Model):
     """A cron window during which a tier keeps at least `minReplicas` (pre-warming for known peaks)."""
 
-    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="Unique name of the window.")
-    start: str = Field(
-        max_length=100, description="Cron expression for the window's start, e.g. '0 8 * * 1-5'."
+    # Windows may cross midnight (start '0 22 * * *', end '0 6 * * *'); day-of-week fields are the days
+    # the window starts and ends, so a Friday-night window is start '0 22 * * 5', end '0 6 * * 6'.
+
+    model_config = ConfigDict(
+        json_schema_extra=cel("self.start != self.end", "a schedule's start and end must differ")
     )
-    end: str = Field(max_length=100, description="Cron expression for the window's end.")
-    timezone: str = Field("UTC", max_length=64, description="IANA time zone of start and end.")
+
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="Unique name of the window.")
+    start: CronExpression = Field(
+        description="Cron expression (5 fields) for the window's start, e.g. '50 7 * * 1-5'."
+    )
+    end: CronExpression = Field(
+        description="Cron expression (5 fields) for the window's end; may be after midnight."
+    )
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = Field(
+        "UTC", max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
+        description="IANA time zone of start and end, e.g. Asia/Shanghai.",
+    )  # fmt: skip
     tier: Literal["gpu", "cpu"] = Field("gpu", description="The tier the window applies to.")
-    min_replicas: int = Field(1, ge=0, le=1000, description="Replicas to hold during the window.")
+    min_replicas: int = Field(
+        1, ge=1, le=1000, description="Replicas to hold at least during the window (a KEDA cron trigger)."
+    )
+
+    @model_validator(mode="after")
+    def _start_differs(self) -> Schedule:
+        if self.start == self.end:
+            raise ValueError("a schedule's start and end must differ")
+        return self
+
+
+class DCGMLabels(_Model):
+    """Label names that tie dcgm-exporter's GPU series to our pods.
+
+    dcgm-exporter writes `pod` and `namespace`; behind a ServiceMonitor without honorLabels Prometheus
+    renames them to `exported_pod` / `exported_namespace` (the default here), scraped directly they stay
+    `pod` / `namespace`.
+    """
+
+    pod: str = Field("exported_pod", max_length=63, pattern=PROM_LABEL_PATTERN, description="Pod label.")
+    namespace: str = Field(
+        "exported_namespace", max_length=63, pattern=PROM_LABEL_PATTERN, description="Namespace label."
+    )
+
+
+class WarmFloor(_Model):
+    """Replicas each tier keeps while autoscaling, however idle (warm models answer at once)."""
+
+    gpu: int = Field(
+        2, ge=0, le=1000, description="GPU tier floor; 0 lets the tier sleep and wake on the service's queue."
+    )
+    cpu: int = Field(1, ge=0, le=1000, description="CPU tier floor.")
+
+
+class ScalingPolicy(_Model):
+    """An HPA scaling policy: at most `value` pods (or percent) per `periodSeconds`."""
+
+    type: Literal["Pods", "Percent"] = Field(description="Count pods or a percentage of current pods.")
+    value: int = Field(ge=1, le=1000, description="Pods or percent per period.")
+    period_seconds: int = Field(ge=1, le=1800, description="Length of the period.")
+
+
+class ScalingRules(_Model):
+    """One direction of HPA behaviour; unset fields take the operator's defaults."""
+
+    stabilization_window_seconds: int | None = Field(
+        None, ge=0, le=3600, description="Act on the highest (up) / lowest (down) advice of this window."
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] | None = Field(
+        None, description="Which policy wins when several apply; Disabled stops scaling this way."
+    )
+    policies: list[ScalingPolicy] = Field(
+        default_factory=list, max_length=8, description="Rate limits; empty: the operator's defaults.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )  # fmt: skip
+
+
+class Behavior(_Model):
+    """HPA behaviour. Defaults: up at once by up to 4 pods or 100 % a minute; down after 10 min of calm,
+    one pod every 2 min (a GPU pod is expensive to bring back)."""
+
+    scale_up: ScalingRules = Field(default_factory=ScalingRules, description="Scale-up behaviour.")
+    scale_down: ScalingRules = Field(default_factory=ScalingRules, description="Scale-down behaviour.")
 
 
 class Autoscaling(_Model):
-    """How tiers scale (stored now; KEDA ScaledObjects come in a later release)."""
+    """How tiers scale: one KEDA ScaledObject per tier, bounded by the tier's maxReplicas and warm floor."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "!has(self.timeToFirstAudioP95Seconds) || self.timeToFirstAudioP95Seconds > 0",
+            "timeToFirstAudioP95Seconds must be positive",
+        )
+    )
 
     enabled: bool = Field(
         False,
         description="When true an autoscaler owns Deployment replicas and the operator stops setting them.",
     )
-    queue_depth_target: int = Field(8, ge=1, le=10000, description="Queued requests per replica to aim for.")
+    paused: bool = Field(
+        False, description="Freeze replicas where they are (KEDA's paused annotation)."
+    )
+    prometheus_address: str | None = Field(
+        None, max_length=512, pattern=r"^https?://[^\s]+$",
+        description="Prometheus that KEDA queries; unset: the operator's --prometheus-address.",
+    )  # fmt: skip
+    queue_depth_target: int = Field(
+        8, ge=1, le=10000, description="Queued requests per replica to aim for (the primary signal)."
+    )
+    queue_depth_window_seconds: int = Field(
+        120, ge=15, le=3600, description="The queue must stay above target this long before scaling up."
+    )
     gpu_utilization_target: int = Field(
-        75, ge=1, le=100, description="Average GPU utilization (%) to aim for."
+        75, ge=1, le=100, description="Average GPU utilization (%) per GPU pod to aim for (DCGM)."
     )
+    gpu_utilization_window_seconds: int = Field(
+        180, ge=30, le=3600, description="Window GPU utilization is averaged over."
+    )
+    dcgm_labels: DCGMLabels = Field(
+        default_factory=DCGMLabels, description="Pod/namespace label names on DCGM_FI_DEV_GPU_UTIL."
+    )
+    time_to_first_audio_p95_seconds: float | None = Field(
+        None, gt=0, le=600, description="Optional: add replicas while p95 time to first audio is above it."
+    )
+    warm_floor: WarmFloor = Field(default_factory=WarmFloor, description="Fewest replicas per tier.")
     scale_down_stabilization_seconds: int = Field(
-        300, ge=0, le=3600, description="Wait before removing replicas."
+        600, ge=0, le=3600, description="Wait before removing replicas (behavior.scaleDown can override)."
     )
+    behavior: Behavior = Field(default_factory=Behavior, description="HPA scale-up/down behaviour.")
     schedules: list[Schedule] = Field(
         default_factory=list,
         max_length=16,
@@ -302,8 +433,23 @@ class PodOverrides(_Model):
     )
 
 
+_SCHEDULE_FITS_TIER = (
+    "!has(self.autoscaling) || !has(self.autoscaling.schedules) || !self.autoscaling.enabled || "
+    "self.autoscaling.schedules.all(s, "
+    "s.tier == 'gpu' ? has(self.tiers.gpu) && s.minReplicas <= self.tiers.gpu.maxReplicas "
+    ": has(self.tiers.cpu) && s.minReplicas <= self.tiers.cpu.maxReplicas)"
+)
+
+
 class TTSServiceSpec(_Model):
     """Desired state of a text-to-speech service."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            _SCHEDULE_FITS_TIER,
+            "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas",
+        )
+    )
 
     engine: Engine = Field(description="TTS engine the server runs.")
     model: ModelSpec = Field(description="Model to load.")
@@ -332,6 +478,18 @@ class TTSServiceSpec(_Model):
         default_factory=PodOverrides, description="Pod metadata and scheduling overrides."
     )
 
+    @model_validator(mode="after")
+    def _schedules_fit_tiers(self) -> TTSServiceSpec:
+        if not self.autoscaling.enabled:
+            return self
+        for schedule in self.autoscaling.schedules:
+            tier = self.tiers.gpu if schedule.tier == "gpu" else self.tiers.cpu
+            if tier is None or schedule.min_replicas > tier.max_replicas:
+                raise ValueError(
+                    "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas"
+                )
+        return self
+
 
 # ---- status -------------------------------------------------------------------------------------------
 
@@ -339,7 +497,9 @@ class TTSServiceSpec(_Model):
 class Condition(_Model):
     """A condition in the Kubernetes convention."""
 
-    type: Literal["Ready", "Progressing", "Degraded"] = Field(description="Condition type.")
+    type: Literal["Ready", "Progressing", "Degraded", "AutoscalingUnavailable"] = Field(
+        description="Condition type."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
     reason: str = Field(max_length=1024, description="CamelCase reason for the status.")
     message: str = Field("", max_length=32768, description="Human-readable details.")
@@ -362,7 +522,7 @@ class TTSServiceStatus(_Model):
     observed_generation: int | None = Field(None, description="The spec generation last applied.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing and Degraded.",
+        description="Ready, Progressing, Degraded; AutoscalingUnavailable while autoscaling is on.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     tiers: dict[str, TierStatus] = Field(

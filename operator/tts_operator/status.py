@@ -8,6 +8,7 @@ from typing import Any
 from tts_operator import conditions as c
 from tts_operator.render import Owner, tiers_of
 from tts_operator.render.common import TierName
+from tts_operator.render.scaledobject import warm_floor
 from tts_operator.render.service import endpoint
 from tts_operator.spec import TTSServiceSpec
 
@@ -53,6 +54,8 @@ class Observed:
     unschedulable: dict[TierName, list[str]] = field(default_factory=dict)
     # (reason, message) of the last failed reconcile, if it failed
     error: tuple[str, str] | None = None
+    # Whether the API server serves KEDA's ScaledObjects (its CRDs are installed).
+    keda_available: bool = True
 
 
 def _condition(kind: str, status: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -112,6 +115,19 @@ def _ready(spec: TTSServiceSpec, observed: Observed, degraded_reason: str) -> tu
     return False, reason, message
 
 
+def _autoscaling_unavailable(spec: TTSServiceSpec, observed: Observed, generation: int) -> dict[str, Any]:
+    if observed.keda_available:
+        tiers = ", ".join(tiers_of(spec))
+        return _condition(c.AUTOSCALING_UNAVAILABLE, False, c.SCALED_OBJECTS_APPLIED,
+                          f"KEDA ScaledObjects scale the {tiers} tier(s)", generation)  # fmt: skip
+    floors = ", ".join(f"{tier} at {warm_floor(spec, tier)}" for tier in tiers_of(spec))
+    return _condition(
+        c.AUTOSCALING_UNAVAILABLE, True, c.KEDA_MISSING,
+        f"KEDA's CRDs (keda.sh/v1alpha1 scaledobjects) are not installed; running at the floor: {floors}",
+        generation,
+    )  # fmt: skip
+
+
 def compute_status(
     owner: Owner, spec: TTSServiceSpec, observed: Observed, previous: dict[str, Any], now: str
 ) -> dict[str, Any]:
@@ -125,6 +141,8 @@ def compute_status(
         _condition(c.PROGRESSING, progressing, p_reason, p_message, gen),
         _condition(c.DEGRADED, degraded, d_reason, d_message, gen),
     ]
+    if spec.autoscaling.enabled:
+        new_conditions.append(_autoscaling_unavailable(spec, observed, gen))
     _stamp_transitions(new_conditions, previous, now)
     tiers: dict[str, Any] = {}
     for tier in tiers_of(spec):

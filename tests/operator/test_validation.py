@@ -108,6 +108,38 @@ INVALID = [
         ),
         '.spec.autoscaling.schedules: duplicate entries for key [name="peak"]',
     ),
+    (
+        "schedule start equals end",
+        spec_with(autoscaling={"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 8 * * *"}]}),
+        "a schedule's start and end must differ",
+    ),
+    (
+        "schedule not a 5-field cron",
+        spec_with(autoscaling={"schedules": [{"name": "w", "start": "@daily", "end": "0 8 * * *"}]}),
+        "spec.autoscaling.schedules[0].start: Invalid value",
+    ),
+    (
+        "schedule above its tier's maximum",
+        spec_with(autoscaling={"enabled": True, "schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "cpu", "minReplicas": 5}]}),
+        "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas",
+    ),
+    (
+        "schedule for a missing tier",
+        spec_with(autoscaling={"enabled": True, "schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "gpu"}]}),
+        "each autoscaling schedule needs its tier",
+    ),
+    (
+        "p95 guard not positive",
+        spec_with(autoscaling={"timeToFirstAudioP95Seconds": 0}),
+        "timeToFirstAudioP95Seconds must be positive",
+    ),
+    (
+        "DCGM label not a Prometheus label name",
+        spec_with(autoscaling={"dcgmLabels": {"pod": "exported-pod"}}),
+        "spec.autoscaling.dcgmLabels.pod: Invalid value",
+    ),
     ("bad voice name", spec_with(voices=["no spaces allowed"]), "spec.voices[0]: Invalid value"),
     (
         "bad GPU resource name",

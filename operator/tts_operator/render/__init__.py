@@ -8,6 +8,7 @@ from tts_operator.render.common import Owner, TierName, content_hash
 from tts_operator.render.configmap import render_config_map
 from tts_operator.render.deployment import render_deployment
 from tts_operator.render.pdb import render_pdb
+from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS, render_scaled_object
 from tts_operator.render.service import render_service
 from tts_operator.spec import TTSServiceSpec
 
@@ -21,14 +22,28 @@ def tiers_of(spec: TTSServiceSpec) -> list[TierName]:
     return tiers
 
 
-def render_children(owner: Owner, spec: TTSServiceSpec) -> list[dict[str, Any]]:
-    """Every child in apply order: config before the pods that read it, the Service last."""
+def render_children(
+    owner: Owner,
+    spec: TTSServiceSpec,
+    *,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    keda_available: bool = True,
+) -> list[dict[str, Any]]:
+    """Every child in apply order: config before the pods that read it, the Service last.
+
+    With autoscaling on, each tier gets a ScaledObject and its Deployment leaves replicas to KEDA's HPA.
+    Without KEDA's CRDs there is nothing to own replicas, so the Deployment runs at the tier's warm
+    floor instead (the status says AutoscalingUnavailable).
+    """
     config_map = render_config_map(owner, spec)
     config_hash = content_hash(config_map["data"])
     children = [config_map]
+    autoscaled = spec.autoscaling.enabled and keda_available
     for tier in tiers_of(spec):
-        children.append(render_deployment(owner, spec, tier, config_hash))
+        children.append(render_deployment(owner, spec, tier, config_hash, autoscaled=autoscaled))
         children.append(render_pdb(owner, tier))
+        if autoscaled:
+            children.append(render_scaled_object(owner, spec, tier, prometheus_address))
     children.append(render_service(owner, spec))
     return children
 

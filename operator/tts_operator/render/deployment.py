@@ -17,6 +17,7 @@ from tts_operator.render.common import (
     selector_labels,
     tier_name,
 )
+from tts_operator.render.scaledobject import warm_floor
 from tts_operator.spec import CPUTier, GPUTier, Resources, TTSServiceSpec
 
 # Defaults for resources a user leaves out, per tier.
@@ -90,7 +91,10 @@ def _env(spec: TTSServiceSpec, tier: TierName, precision: str) -> list[dict[str,
     return env
 
 
-def render_deployment(owner: Owner, spec: TTSServiceSpec, tier: TierName, config_hash: str) -> dict[str, Any]:
+def render_deployment(
+    owner: Owner, spec: TTSServiceSpec, tier: TierName, config_hash: str, *, autoscaled: bool | None = None
+) -> dict[str, Any]:
+    """`autoscaled`: a ScaledObject owns replicas (default: autoscaling is enabled)."""
     tier_spec: GPUTier | CPUTier | None = spec.tiers.gpu if tier == "gpu" else spec.tiers.cpu
     if tier_spec is None:
         raise ValueError(f"spec has no {tier} tier")
@@ -161,8 +165,13 @@ def render_deployment(owner: Owner, spec: TTSServiceSpec, tier: TierName, config
     }
     # With autoscaling on, the autoscaler owns spec.replicas: leaving the field out of our apply means
     # server-side apply never takes it back, so the two never fight.
-    if not spec.autoscaling.enabled:
-        deployment_spec["replicas"] = tier_spec.min_replicas
+    if autoscaled is None:
+        autoscaled = spec.autoscaling.enabled
+    if not autoscaled:
+        # Autoscaling wanted but KEDA missing: run at the floor the autoscaler would have kept.
+        deployment_spec["replicas"] = (
+            warm_floor(spec, tier) if spec.autoscaling.enabled else tier_spec.min_replicas
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

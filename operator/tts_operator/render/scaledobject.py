@@ -1,0 +1,139 @@
+"""One KEDA ScaledObject per tier (KEDA 2.20): triggers from ``triggers.py``, HPA behaviour, fallback.
+
+KEDA creates and drives the HPA; the Deployment we render leaves ``spec.replicas`` out while a
+ScaledObject exists, so the operator and the HPA never fight over it. Fields KEDA ignores for the
+settings we use are left out instead of rendered with inert values (its webhook warns about them):
+``cooldownPeriod`` and ``initialCooldownPeriod`` only act on the way to and from 0 replicas, and
+``activationThreshold`` only matters at 0, so all three appear only for a tier whose floor is 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tts_operator import triggers as t
+from tts_operator.render.common import Owner, TierName, metadata, tier_name
+from tts_operator.spec import ScalingPolicy, ScalingRules, TTSServiceSpec
+
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+PAUSED_ANNOTATION = "autoscaling.keda.sh/paused"
+# Matters because every prometheus trigger uses cached metrics: KEDA queries Prometheus this often.
+POLLING_INTERVAL_SECONDS = 15
+# Three failed polls in a row (45 s) before the fallback acts: one slow scrape is no outage.
+FALLBACK_FAILURE_THRESHOLD = 3
+# A tier at 0 stays up this long after the last activity, and a new object waits this long before its
+# first scale to 0 (so a fresh service does not drop its pods before any traffic arrived).
+COOLDOWN_SECONDS = 600
+# Scale up promptly (the "held for N minutes" lives in the queries), by up to 4 pods or doubling a minute.
+SCALE_UP_POLICIES = (ScalingPolicy(type="Pods", value=4, period_seconds=60),
+                     ScalingPolicy(type="Percent", value=100, period_seconds=60))  # fmt: skip
+# Scale down gently: a GPU pod takes minutes to load and warm its model again.
+SCALE_DOWN_POLICIES = (ScalingPolicy(type="Pods", value=1, period_seconds=120),)
+
+
+def warm_floor(spec: TTSServiceSpec, tier: TierName) -> int:
+    """Fewest replicas the tier runs while autoscaling: the warm floor, capped at the tier's maximum
+    (the default GPU floor of 2 must not make a maxReplicas: 1 tier invalid)."""
+    tier_spec = spec.tiers.gpu if tier == "gpu" else spec.tiers.cpu
+    if tier_spec is None:
+        raise ValueError(f"spec has no {tier} tier")
+    return min(getattr(spec.autoscaling.warm_floor, tier), tier_spec.max_replicas)
+
+
+def _rules(rules: ScalingRules, window: int, policies: tuple[ScalingPolicy, ...]) -> dict[str, Any]:
+    chosen = rules.policies or list(policies)
+    out: dict[str, Any] = {
+        "stabilizationWindowSeconds": (
+            rules.stabilization_window_seconds if rules.stabilization_window_seconds is not None else window
+        ),
+        "policies": [{"type": p.type, "value": p.value, "periodSeconds": p.period_seconds} for p in chosen],
+    }
+    # selectPolicy picks among several policies (default Max); Disabled matters even with one.
+    if rules.select_policy is not None:
+        out["selectPolicy"] = rules.select_policy
+    return out
+
+
+def behavior(spec: TTSServiceSpec) -> dict[str, Any]:
+    """HPA behaviour: the user's rules, else scale up at once and down after a calm window, 1 pod / 2 min."""
+    autoscaling = spec.autoscaling
+    return {
+        "scaleUp": _rules(autoscaling.behavior.scale_up, 0, SCALE_UP_POLICIES),
+        "scaleDown": _rules(
+            autoscaling.behavior.scale_down, autoscaling.scale_down_stabilization_seconds, SCALE_DOWN_POLICIES
+        ),
+    }
+
+
+def tier_triggers(owner: Owner, spec: TTSServiceSpec, tier: TierName, server: str) -> list[dict[str, Any]]:
+    """The tier's triggers: queue depth (primary), GPU utilization (GPU tier), p95 guard, cron windows."""
+    autoscaling = spec.autoscaling
+    floor = warm_floor(spec, tier)
+    # A tier at 0 replicas exports no queue of its own, so a tier allowed to sleep watches the queue of
+    # the whole service (the other tier's pods keep reporting) and wakes on its activation threshold.
+    scope: tuple[TierName, ...] = (tier,) if floor > 0 else ("gpu", "cpu")
+    queue = t.prometheus_trigger(
+        t.TRIGGER_QUEUE,
+        server,
+        t.queue_depth_query(owner.namespace, owner.name, scope, autoscaling.queue_depth_window_seconds),
+        autoscaling.queue_depth_target,
+        "AverageValue",
+        activation_threshold=0 if floor == 0 else None,
+    )
+    result = [queue]
+    if tier == "gpu":
+        query = t.gpu_utilization_query(
+            owner.namespace, owner.name, autoscaling.dcgm_labels, autoscaling.gpu_utilization_window_seconds
+        )
+        # With a floor of 1+ GPU pods there must be DCGM series; none means broken attribution, and
+        # failing (-> fallback, never shrink) beats reading it as idle. At 0 pods "none" is the truth.
+        result.append(t.prometheus_trigger(
+            t.TRIGGER_GPU, server, query, autoscaling.gpu_utilization_target, "AverageValue",
+            fail_on_empty=floor > 0, activation_threshold=None if floor > 0 else 0,
+        ))  # fmt: skip
+    if autoscaling.time_to_first_audio_p95_seconds is not None:
+        query = t.time_to_first_audio_p95_query(
+            owner.namespace, owner.name, tier, autoscaling.queue_depth_window_seconds
+        )
+        result.append(t.prometheus_trigger(
+            t.TRIGGER_TTFA, server, query, autoscaling.time_to_first_audio_p95_seconds, "Value",
+            activation_threshold=None if floor > 0 else 0,
+        ))  # fmt: skip
+    result.extend(t.cron_trigger(s) for s in autoscaling.schedules if s.tier == tier)
+    return result
+
+
+def render_scaled_object(
+    owner: Owner, spec: TTSServiceSpec, tier: TierName, prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+) -> dict[str, Any]:
+    tier_spec = spec.tiers.gpu if tier == "gpu" else spec.tiers.cpu
+    if tier_spec is None:
+        raise ValueError(f"spec has no {tier} tier")
+    autoscaling = spec.autoscaling
+    server = autoscaling.prometheus_address or prometheus_address
+    floor = warm_floor(spec, tier)
+    name = tier_name(owner, tier)
+    meta = metadata(owner, name, tier)
+    if autoscaling.paused:
+        # KEDA pauses at the current replica count; leaving the annotation out (not "false") when
+        # unpaused lets server-side apply remove it, since we own it.
+        meta["annotations"] = {PAUSED_ANNOTATION: "true"}
+    so_spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "pollingInterval": POLLING_INTERVAL_SECONDS,
+        "minReplicaCount": floor,
+        "maxReplicaCount": tier_spec.max_replicas,
+    }
+    if floor == 0:
+        so_spec["cooldownPeriod"] = COOLDOWN_SECONDS
+        so_spec["initialCooldownPeriod"] = COOLDOWN_SECONDS
+    # When Prometheus cannot answer, hold what runs (or the floor, if more): an outage of the metrics
+    # pipeline must never scale a busy service down.
+    so_spec["fallback"] = {
+        "failureThreshold": FALLBACK_FAILURE_THRESHOLD,
+        "replicas": floor,
+        "behavior": "currentReplicasIfHigher",
+    }
+    so_spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": behavior(spec)}}
+    so_spec["triggers"] = tier_triggers(owner, spec, tier, server)
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta, "spec": so_spec}
