@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from tts_server import __version__
 
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
-_TTFA_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 4, 10)
+# Up to a minute: a p95 guard must see a queue backing up, not a 10 s ceiling.
+_TTFA_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 2, 4, 10, 20, 30, 60)
 _RTF_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 REJECT_REASONS = ("queue_full", "draining", "not_ready", "queue_timeout", "body_too_large")
