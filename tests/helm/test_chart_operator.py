@@ -146,5 +146,11 @@ def test_operator_reconciles_with_the_chart_service_account(
     text = metrics()
     assert _metric(text, 'voicefleet_operator_reconciles_total{result="error"}') == 0, text
     assert "apply_errors_total{" not in text, text
-    output = op.log.read_text()
-    assert "Forbidden" not in output and " 403" not in output, output[-3000:]
+    # RBAC denials name the ServiceAccount ("... is forbidden: User "system:serviceaccount:..." cannot ...").
+    # A 403 for posting into a namespace that an earlier test is still deleting ("being terminated") is
+    # the API server protecting that namespace, not a missing permission.
+    denials = [
+        line for line in op.log.read_text().splitlines()
+        if ("forbidden" in line.lower() or " 403" in line) and "being terminated" not in line
+    ]  # fmt: skip
+    assert denials == [], "\n".join(denials)[-3000:]
