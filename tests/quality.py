@@ -29,3 +29,10 @@ def assert_speech(wave: np.ndarray, rate: int, expected_syllables: int) -> None:
     energies = np.array([np.mean(wave[i : i + frame] ** 2) for i in range(0, wave.size - frame, frame)])
     loud = energies > 0.1 * energies.max()
     assert 0.2 < loud.mean() < 0.95, f"{loud.mean():.0%} of 20 ms frames loud: not speech-like"
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-noise ratio of test against reference, in dB (inf when identical)."""
+    reference, test = reference.astype(np.float64), test.astype(np.float64)
+    noise = float(np.sum((reference - test) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference**2)) / noise)

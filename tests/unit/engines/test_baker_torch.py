@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.quality import assert_speech, syllables
+from tests.quality import assert_speech, snr_db, syllables
 from tts_server.engines.baker.litert import SAMPLE_RATE
 from tts_server.engines.baker.torch_engine import BakerTorchEngine, resolve_device, resolve_precision
 from tts_server.engines.base import Engine, EngineUnavailable, InvalidInput, Segment
@@ -29,11 +29,6 @@ MIXED = (
 )
 CUDA = torch.cuda.is_available()
 
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    reference, test = reference.astype(np.float64), test.astype(np.float64)
-    noise = float(np.sum((reference - test) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference**2)) / noise)
 
 
 @pytest.fixture(scope="module")

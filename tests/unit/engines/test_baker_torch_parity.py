@@ -22,6 +22,7 @@ import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
 
+from tests.quality import snr_db
 from tests.unit.engines.litert_reference import acoustic_reference
 from tts_server.engines.baker.assets import BakerAssets, load_assets
 from tts_server.engines.baker.g2p import BakerG2P
@@ -36,11 +37,6 @@ TEXTS = (
     "你好。",
 )
 
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    reference, test = reference.astype(np.float64), test.astype(np.float64)
-    noise = float(np.sum((reference - test) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(reference**2)) / noise)
 
 
 @pytest.fixture(scope="module")
