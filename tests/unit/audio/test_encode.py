@@ -72,3 +72,13 @@ def test_gain_never_clips() -> None:
     loud = apply_gain(tone(0.2) * 2, 3.0)
     assert np.abs(loud).max() <= PEAK + 1e-6
     assert np.abs(apply_gain(tone(0.2), 0.5)).max() == pytest.approx(0.2, rel=0.01)
+
+
+def test_finish_prosody_stretches_only_when_asked_then_limits_peak() -> None:
+    from tts_server.audio.post import finish_prosody
+
+    wave = tone(1.0)
+    assert finish_prosody(wave, RATE, 1.0, 1.0).size == wave.size
+    faster = finish_prosody(wave, RATE, 2.0, 4.0)
+    assert faster.size == pytest.approx(RATE / 2, rel=0.02)
+    assert np.abs(faster).max() <= PEAK + 1e-6

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tts_server.audio.gain import apply_gain
-from tts_server.audio.stretch import time_stretch
+from tts_server.audio.post import finish_prosody
 from tts_server.engines.baker.assets import BakerAssets, load_assets
 from tts_server.engines.baker.g2p import BakerG2P
 from tts_server.engines.base import (
@@ -122,10 +121,7 @@ class BakerLiteRTEngine:
             wave = self._wave(self._mel(self._g2p.ids(phon.symbols), native, prosody.pitch, prosody.energy))
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"baker litert inference failed: {exc}") from exc
-        remaining = prosody.speed / native
-        if abs(remaining - 1.0) > 1e-3:
-            wave = time_stretch(wave, remaining, SAMPLE_RATE)
-        return apply_gain(wave, prosody.gain)
+        return finish_prosody(wave, SAMPLE_RATE, prosody.speed / native, prosody.gain)
 
     def synthesize(self, batch: Sequence[Segment]) -> list[np.ndarray]:
         return [self.synthesize_one(segment) for segment in batch]

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tts_server.audio.gain import apply_gain
-from tts_server.audio.stretch import time_stretch
+from tts_server.audio.post import finish_prosody
 from tts_server.engines.baker.assets import BakerAssets, load_assets
 from tts_server.engines.baker.g2p import BakerG2P
 from tts_server.engines.baker.litert import NATIVE_SPEED_RANGE, SAMPLE_RATE, VOICES, WARM_UP_TEXT
@@ -244,9 +243,7 @@ class BakerTorchEngine:
     @staticmethod
     def _finish(wave: np.ndarray, plan: Planned) -> np.ndarray:
         remaining = plan.prosody.speed / plan.native_speed
-        if abs(remaining - 1.0) > 1e-3:
-            wave = time_stretch(wave, remaining, SAMPLE_RATE)
-        return apply_gain(wave, plan.prosody.gain)
+        return finish_prosody(wave, SAMPLE_RATE, remaining, plan.prosody.gain)
 
     def warm_up(self) -> None:
         """Runs a single item and a mixed-length batch, so the padded/masked kernels are warm too."""

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tts_server.audio.gain import apply_gain
-from tts_server.audio.stretch import time_stretch
+from tts_server.audio.post import finish_prosody
 from tts_server.engines.base import (
     Capabilities,
     EngineError,
@@ -140,10 +139,8 @@ class EmotiVoiceEngine:
             raise EngineError(f"emotivoice synthesis failed: {exc}") from exc
         wave = output["wav_predictions"].squeeze().float().cpu().numpy()
         wave = np.clip(wave, -1.0, 1.0).astype(np.float32)
-        if abs(segment.speed - 1.0) > 1e-3:
-            # Upstream time-stretches too (pyrubberband): its speed prompts barely change the tempo.
-            wave = time_stretch(wave, segment.speed, SAMPLE_RATE)
-        return apply_gain(wave, segment.energy)
+        # Upstream time-stretches too (pyrubberband): its speed prompts barely change the tempo.
+        return finish_prosody(wave, SAMPLE_RATE, segment.speed, segment.energy)
 
     def synthesize(self, batch: Sequence[Segment]) -> list[np.ndarray]:
         return [self.synthesize_one(segment) for segment in batch]

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tts_server.audio.gain import apply_gain
-from tts_server.audio.stretch import time_stretch
+from tts_server.audio.post import finish_prosody
 from tts_server.engines.base import (
     Capabilities,
     EngineError,
@@ -123,10 +122,8 @@ class SambertEngine:
         wave = wav_to_rate(output["output_wav"], self._rate)
         if wave.size == 0:
             raise InvalidInput(f"nothing speakable in {segment.text!r}")
-        if abs(segment.speed - 1.0) > 1e-3:
-            wave = time_stretch(wave, segment.speed, self._rate)
-        # The model has no energy input: energy is applied as output gain, as the Baker engine does.
-        return apply_gain(wave, segment.energy)
+        # The model has no speed or energy input: both are applied to its output.
+        return finish_prosody(wave, self._rate, segment.speed, segment.energy)
 
     def synthesize(self, batch: Sequence[Segment]) -> list[np.ndarray]:
         return [self.synthesize_one(segment) for segment in batch]
