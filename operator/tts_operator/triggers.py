@@ -287,18 +287,28 @@ def window_open(schedule: Schedule, now: datetime) -> bool:
     return end is None or start > end
 
 
+def _instant(wall: datetime) -> datetime:
+    """The UTC instant of a local wall-clock minute; a minute inside a spring-forward gap (02:30 on the
+    night clocks jump from 02:00 to 03:00) does not exist and becomes the jump itself (03:00)."""
+    for _ in range(24 * 60):
+        utc = wall.astimezone(timezone.utc)
+        if utc.astimezone(wall.tzinfo).replace(tzinfo=None) == wall.replace(tzinfo=None):
+            return utc
+        wall += timedelta(minutes=1)
+    raise ValueError(f"no such local time near {wall}")
+
+
 def next_edge(schedule: Schedule, now: datetime) -> datetime | None:
     """The next instant (UTC) after `now` at which the window opens or closes, within 8 days.
 
-    Edges are wall-clock minutes in the schedule's time zone. A start inside a spring-forward gap
-    (02:30 on the night clocks jump from 02:00 to 03:00) does not exist; it resolves with the offset
-    before the jump, i.e. one hour later on the new clock, which is also when `window_open` first
-    sees it open.
+    Edges are wall-clock minutes in the schedule's time zone; one that falls into a spring-forward gap
+    takes effect when the clocks jump, which is also when `window_open` (comparing wall clocks) first
+    sees the change.
     """
     local = now.astimezone(ZoneInfo(schedule.timezone))
     edges = [e for e in (_next(parse_cron(schedule.start), local, _HORIZON),
                          _next(parse_cron(schedule.end), local, _HORIZON)) if e is not None]  # fmt: skip
-    return min((e.astimezone(timezone.utc) for e in edges), default=None)
+    return min((_instant(e) for e in edges), default=None)
 
 
 def describe(schedule: Schedule) -> str:
