@@ -20,9 +20,11 @@ from pydantic import ValidationError
 
 from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics
 from tts_operator import conditions as c
+from tts_operator import forecast as fc
 from tts_operator.credentials import load as load_credentials
 from tts_operator.drift import matches
 from tts_operator.kube import ApiError, KubeClient
+from tts_operator.policy import Observation, Plan, decide
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
 from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS
@@ -34,6 +36,7 @@ from tts_operator.status import (
     compute_status,
     invalid_spec_status,
     status_patch,
+    with_policy,
 )
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
@@ -65,7 +68,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Kopf adds a finalizer only for timers, daemons and non-optional delete handlers; we have none, but
     # name it after our group so that, if that ever changes, it is recognisable (see operator/README.md).
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -86,10 +89,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # not an attribute: kopf gives each watched object a shallow copy of this memo, so only mutations of
     # shared containers reach the handlers of other objects (Deployments, Pods).
     memo.keda = {"available": True}
+    _start_policy(memo, kwargs["logger"], kwargs)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await _stop_policy(memo)
     await memo.client.close()
 
 
@@ -163,8 +168,11 @@ async def reconcile(
         raise kopf.PermanentError(f"invalid spec: {error}") from error
     owner = Owner(name, namespace, uid)
     memo.keda["available"] = await memo.client.serves(*KEDA_API)
-    children = _render(owner, parsed, memo)
-    results = await asyncio.gather(*(memo.client.apply(child) for child in children), return_exceptions=True)
+    async with memo.plan_locks[key]:
+        plan = _plan(key, parsed, memo, kwargs)
+        _remember_plan(key, plan, memo)  # before applying: drift repair of a child renders with it
+        children = _render(owner, parsed, memo, plan)
+        results = await asyncio.gather(*(memo.client.apply(ch) for ch in children), return_exceptions=True)
     failures = [
         (child, r) for child, r in zip(children, results, strict=True) if isinstance(r, BaseException)
     ]
@@ -190,10 +198,15 @@ async def reconcile(
     await refresh_status(key, memo, logger, **kwargs)
 
 
-def _render(owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo) -> list[dict[str, Any]]:
+def _render(
+    owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo, plan: Plan | None = None
+) -> list[dict[str, Any]]:
+    """`plan`: the policy's bounds to apply; by default the last applied (drift repair keeps them)."""
+    plan = plan or memo.plans.get((owner.namespace, owner.name))
     return render_children(
-        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"]
-    )
+        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"],
+        bounds=plan.tiers if plan is not None else None,
+    )  # fmt: skip
 
 
 async def _prune_removed_tiers(
@@ -274,14 +287,17 @@ async def pod_changed(
     namespace: str, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
 ) -> None:
     # Only scheduling matters here (GPU shortage); readiness arrives through the Deployment's status.
-    await refresh_status((namespace, labels.get(LABEL_SERVICE, "")), memo, logger, **kwargs)
+    key = (namespace, labels.get(LABEL_SERVICE, ""))
+    await replan(key, memo, logger, **kwargs)  # GPU pods stuck or placed again: CPU fallback
+    await refresh_status(key, memo, logger, **kwargs)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         key = (namespace, name)
-        for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
+        for state in (memo.applied, memo.errors, memo.last_status, memo.locks, memo.plans,
+                      memo.pending_decisions, memo.forecasts, memo.plan_locks):  # fmt: skip
             state.pop(key, None)
         metrics.MANAGED.set(len(memo.applied))
 
@@ -312,12 +328,16 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             keda_available=memo.keda["available"],
         )
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        recorded: list[dict[str, Any]] = []  # the policy's decisions this status write records
         if spec is None:
             new = invalid_spec_status(observed, invalid, previous, now)
         else:
             new = compute_status(owner, spec, observed, previous, now)
+            recorded = list(memo.pending_decisions.get(key, ()))
+            new = with_policy(new, memo.plans.get(key), previous, recorded)
         patch = status_patch(previous, new)
         if patch is None:
+            _drop_recorded(key, memo, recorded)
             return
         try:
             await memo.client.patch_status(key[0], key[1], patch)
@@ -326,6 +346,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
                 return
             raise
         metrics.STATUS_UPDATES.inc()
+        _drop_recorded(key, memo, recorded)
         for cond in changed_conditions(previous, new):
             await _post_event(memo.client, owner, cond, logger)
         memo.last_status[key] = new
@@ -360,3 +381,181 @@ async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], lo
         metrics.EVENTS_POSTED.labels(cond["reason"]).inc()
     except ApiError as error:  # an Event is best effort; never fail a reconcile over it
         logger.warning("could not post event %s: %s", cond["reason"], error)
+
+
+# ---- operator policy: schedule bounds, CPU fallback, pre-warm (policy.py decides, this applies) -------
+
+# Re-plan at least this often even without a known next change (a missed wake-up costs a minute).
+POLICY_RECHECK_SECONDS = 60
+# Queue history changes slowly; a forecast per service every 10 minutes is plenty.
+FORECAST_REFRESH_SECONDS = 600
+_POLICY_INDEXES = ("ttsservices", "tier_deployments", "unschedulable_pods", "gpu_pending_since")
+
+
+@kopf.index("v1", "pods", labels=MANAGED)
+def gpu_pending_since(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict:
+    """GPU pods the scheduler cannot place, with since when (their PodScheduled=False transition)."""
+    if labels.get(LABEL_TIER) != "gpu":
+        return {}
+    for cond in status.get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled", "False", "Unschedulable"
+        ):
+            return {(namespace, labels.get(LABEL_SERVICE, "")): cond.get("lastTransitionTime") or ""}
+    return {}
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _plan(key: Key, spec: TTSServiceSpec, memo: kopf.Memo, indexes: dict[str, Any]) -> Plan:
+    """The policy's plan now, from the indexes, the last forecast and the bounds in force before."""
+    now = datetime.now(timezone.utc)
+    pending = list(indexes["gpu_pending_since"].get(key, []))
+    since = [t for t in map(_parse_time, pending) if t is not None]
+    applied = memo.plans.get(key)
+    if applied is not None:
+        previous = applied.bounds()
+    else:  # after a restart: what status says was in force
+        entry = _first(indexes["ttsservices"], key)
+        tiers = ((memo.last_status.get(key) or (entry or {}).get("status") or {}).get("tiers")) or {}
+        previous = {
+            t: (v["minReplicas"], v["maxReplicas"]) for t, v in tiers.items()
+            if t in ("gpu", "cpu") and v.get("minReplicas") is not None and v.get("maxReplicas") is not None
+        }  # fmt: skip
+    seen = Observation(
+        gpu_unschedulable=len(pending),
+        gpu_unschedulable_since=min(since) if since else (now if pending else None),
+        forecast=memo.forecasts.get(key),
+        previous=previous,
+    )
+    return decide(spec, now, seen)
+
+
+def _remember_plan(key: Key, plan: Plan, memo: kopf.Memo) -> None:
+    """The plan is being applied: keep it (drift repair and status use it), queue its decisions for
+    status, and wake the policy loop if this plan must be looked at again sooner than it planned."""
+    before = memo.plans.get(key)
+    memo.plans[key] = plan
+    memo.pending_decisions.setdefault(key, []).extend(plan.decisions)
+    if plan.next_change is not None and (before is None or before.next_change is None
+                                         or plan.next_change < before.next_change):  # fmt: skip
+        memo.policy_wakeup.set()
+
+
+def _forget_plan(key: Key, plan: Plan, before: Plan | None, memo: kopf.Memo) -> None:
+    if before is None:
+        memo.plans.pop(key, None)
+    else:
+        memo.plans[key] = before
+    pending = memo.pending_decisions.get(key, [])
+    del pending[len(pending) - len(plan.decisions):]
+
+
+def _drop_recorded(key: Key, memo: kopf.Memo, recorded: list[dict[str, Any]]) -> None:
+    # Decisions queued while the status patch was in flight stay queued for the next write.
+    if recorded:
+        memo.pending_decisions[key] = memo.pending_decisions.get(key, [])[len(recorded):]
+
+
+async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
+    """Decide again and, when the bounds moved, apply the ScaledObjects (or, without KEDA, the
+    Deployments) and refresh status. Cheap when nothing changed: no API call."""
+    entry = _first(kwargs["ttsservices"], key)
+    if entry is None or entry["deleting"] or key not in memo.applied:
+        return
+    try:
+        spec = TTSServiceSpec.model_validate(entry["spec"])
+    except ValidationError:
+        return
+    if not spec.autoscaling.enabled:
+        return
+    async with memo.plan_locks[key]:
+        plan = _plan(key, spec, memo, kwargs)
+        before = memo.plans.get(key)
+        if before is not None and before.tiers == plan.tiers and before.prewarm == plan.prewarm:
+            memo.plans[key] = plan  # same bounds; keep the fresher next_change
+            return
+        kind = "ScaledObject" if memo.keda["available"] else "Deployment"
+        owner = Owner(key[1], key[0], entry["uid"])
+        _remember_plan(key, plan, memo)
+        children = [ch for ch in _render(owner, spec, memo, plan) if ch["kind"] == kind]
+        try:
+            for child in children:
+                await memo.client.apply(child)
+        except ApiError as error:
+            _forget_plan(key, plan, before, memo)  # so the next pass of the policy loop tries again
+            logger.warning("applying the policy's bounds failed (%s)", error)
+            return
+    logger.info("policy bounds now %s", plan.bounds())
+    await refresh_status(key, memo, logger, **kwargs)
+
+
+def _start_policy(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
+    """One task re-plans every TTSService at the earliest window edge / fallback deadline (no kopf
+    timers: they would put a finalizer on every TTSService); another refreshes forecasts."""
+    memo.plans = {}  # Key -> Plan last applied
+    memo.pending_decisions = {}  # Key -> the policy's decisions not yet in status
+    memo.forecasts = {}  # Key -> forecast.Forecast
+    memo.plan_locks = defaultdict(asyncio.Lock)
+    memo.policy_wakeup = asyncio.Event()
+    live = {name: indexes[name] for name in _POLICY_INDEXES}  # kopf's indexes are live views
+    memo.policy_tasks = [
+        asyncio.create_task(_policy_loop(memo, logger, live), name="voicefleet policy"),
+        asyncio.create_task(_forecast_loop(memo, logger, live), name="voicefleet forecasts"),
+    ]
+
+
+async def _stop_policy(memo: kopf.Memo) -> None:
+    for task in getattr(memo, "policy_tasks", []):
+        task.cancel()
+    await asyncio.gather(*getattr(memo, "policy_tasks", []), return_exceptions=True)
+
+
+async def _policy_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
+    while True:
+        memo.policy_wakeup.clear()
+        for key in list(indexes["ttsservices"]):
+            try:
+                await replan(key, memo, logger, **indexes)
+            except Exception:  # one service's failure must not stop the others' windows
+                logger.exception("re-planning %s/%s failed", *key)
+        now = datetime.now(timezone.utc)
+        edges = [p.next_change for p in memo.plans.values() if p.next_change is not None]
+        wait = min([(e - now).total_seconds() for e in edges] + [POLICY_RECHECK_SECONDS])
+        try:
+            await asyncio.wait_for(memo.policy_wakeup.wait(), timeout=max(wait, 0.2))
+        except TimeoutError:
+            pass
+
+
+async def _forecast_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
+    while True:
+        for key in list(indexes["ttsservices"]):
+            entry = _first(indexes["ttsservices"], key)
+            try:
+                spec = TTSServiceSpec.model_validate((entry or {}).get("spec"))
+            except ValidationError:
+                continue
+            if not spec.autoscaling.enabled:
+                memo.forecasts.pop(key, None)
+                continue
+            memo.forecasts[key] = await _forecast(key, spec, memo)
+            memo.policy_wakeup.set()
+        await asyncio.sleep(FORECAST_REFRESH_SECONDS)
+
+
+async def _forecast(key: Key, spec: TTSServiceSpec, memo: kopf.Memo) -> fc.Forecast:
+    now = datetime.now(timezone.utc)
+    prewarm = spec.autoscaling.prewarm
+    url = spec.autoscaling.prometheus_address or memo.prometheus_address
+    query = fc.history_query(key[0], key[1], spec.autoscaling.queue_depth_window_seconds)
+    try:
+        samples = await asyncio.to_thread(fc.fetch_history, url, query, now, prewarm.lookback_days)
+    except Exception as error:  # any failure of the metrics path means "no forecast", never a crash
+        return fc.Forecast(now, None, None, 0, f"no forecast: reading {url} failed: {error}"[:2000])
+    return fc.forecast(samples, now, prewarm.lookback_days, prewarm.horizon_minutes)

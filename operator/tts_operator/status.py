@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tts_operator import conditions as c
 from tts_operator.render import Owner, tiers_of
@@ -11,6 +12,9 @@ from tts_operator.render.common import TierName
 from tts_operator.render.scaledobject import warm_floor
 from tts_operator.render.service import endpoint
 from tts_operator.spec import TTSServiceSpec
+
+if TYPE_CHECKING:
+    from tts_operator.policy import Plan
 
 
 @dataclass(frozen=True)
@@ -237,3 +241,28 @@ def record_decisions(
             continue
         kept.append(decision)
     return kept[-limit:]
+
+
+def with_policy(
+    status: dict[str, Any], plan: Plan | None, previous: dict[str, Any], decisions: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """`status` plus what the operator's policy put in force: tiers[*].minReplicas/maxReplicas (the
+    bounds now), prewarm, and its not yet recorded decisions appended to status.decisions."""
+    old_tiers = previous.get("tiers") or {}
+    for tier, fields in status.get("tiers", {}).items():
+        bounds = plan.tiers.get(tier) if plan is not None else None
+        if bounds is not None:
+            fields["minReplicas"], fields["maxReplicas"] = bounds.min_replicas, bounds.max_replicas
+        else:
+            # Merge patches keep keys they are not told to drop: clear bounds no policy sets any more.
+            for name in ("minReplicas", "maxReplicas"):
+                if (old_tiers.get(tier) or {}).get(name) is not None:
+                    fields[name] = None
+    if plan is not None and plan.prewarm is not None:
+        status["prewarm"] = plan.prewarm
+    elif (plan is None or not plan.tiers) and previous.get("prewarm") is not None:
+        status["prewarm"] = None  # autoscaling off: no forecast to show
+    if decisions:
+        kept = status.get("decisions", previous.get("decisions"))
+        status["decisions"] = record_decisions(kept, list(decisions))
+    return status
