@@ -442,6 +442,10 @@ def _remember_plan(key: Key, plan: Plan, memo: kopf.Memo) -> None:
     before = memo.plans.get(key)
     memo.plans[key] = plan
     memo.pending_decisions.setdefault(key, []).extend(plan.decisions)
+    _wake_if_sooner(before, plan, memo)
+
+
+def _wake_if_sooner(before: Plan | None, plan: Plan, memo: kopf.Memo) -> None:
     if plan.next_change is not None and (before is None or before.next_change is None
                                          or plan.next_change < before.next_change):  # fmt: skip
         memo.policy_wakeup.set()
@@ -479,6 +483,7 @@ async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: An
         before = memo.plans.get(key)
         if before is not None and before.tiers == plan.tiers and before.prewarm == plan.prewarm:
             memo.plans[key] = plan  # same bounds; keep the fresher next_change
+            _wake_if_sooner(before, plan, memo)
             return
         kind = "ScaledObject" if memo.keda["available"] else "Deployment"
         owner = Owner(key[1], key[0], entry["uid"])

@@ -1,0 +1,92 @@
+"""The operator's policy against the real control plane (KEDA 2.20's CRDs, kube-scheduler, a kwok GPU
+node with 4 nvidia.com/gpu): a schedule window open now moves the ScaledObject's bounds and moves them
+back when it closes (the policy loop wakes at the edge); GPU pods that cannot be scheduled raise the
+CPU tier's floor after afterSeconds, and placing them again undoes it."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tests.operator.conftest import tts, wait_for
+from tests.operator.test_autoscaling import scaled_objects
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def cron(t: datetime) -> str:
+    return f"{t.minute} {t.hour} * * *"
+
+
+def bounds(kube, name: str) -> dict[str, tuple[int, int]]:
+    return {so["metadata"]["labels"]["voicefleet.io/tier"]: (so["spec"]["minReplicaCount"],
+                                                           so["spec"]["maxReplicaCount"])
+            for so in scaled_objects(kube, name).values()}  # fmt: skip
+
+
+def status_bounds(kube, name: str) -> dict[str, tuple[int | None, int | None]]:
+    tiers = kube.get("tts", name).get("status", {}).get("tiers", {})
+    return {t: (v.get("minReplicas"), v.get("maxReplicas")) for t, v in tiers.items()}
+
+
+def decisions(kube, name: str) -> list[dict]:
+    return kube.get("tts", name).get("status", {}).get("decisions", [])
+
+
+def test_window_open_now_lowers_floor_and_ceiling_until_it_closes(kube, operator):
+    # A window in Shanghai time that opened a minute ago and closes at the start of the minute after
+    # next: 60-120 s from now, whatever the second is.
+    local = datetime.now(SHANGHAI)
+    start, end = local - timedelta(minutes=1), local + timedelta(minutes=2)
+    window = {"name": "lull", "start": cron(start), "end": cron(end), "timezone": "Asia/Shanghai",
+              "warmFloor": 0, "maxReplicas": 3}  # fmt: skip
+    kube.apply(tts("lull", tiers={"gpu": {"maxReplicas": 6}, "cpu": {"maxReplicas": 3}},
+                   autoscaling={"enabled": True, "schedules": [window]}))  # fmt: skip
+    wait_for(lambda: bounds(kube, "lull") == {"gpu": (0, 3), "cpu": (1, 3)}, timeout=15,
+             what="window bounds on the ScaledObjects")  # fmt: skip
+    wait_for(lambda: status_bounds(kube, "lull") == {"gpu": (0, 3), "cpu": (1, 3)}, timeout=10,
+             what="bounds in status")  # fmt: skip
+    actions = {(d["tier"], d["source"], d["action"]) for d in decisions(kube, "lull")}
+    assert actions == {("gpu", "operator", "floor 2 -> 0"), ("gpu", "operator", "ceiling 6 -> 3")}
+    described = f"window lull ({start:%H:%M}-{end:%H:%M} Asia/Shanghai)"
+    assert {d["reason"] for d in decisions(kube, "lull")} == {
+        f"{described} lowers the gpu floor", f"{described} lowers the gpu ceiling"}
+    gpu = scaled_objects(kube, "lull")["lull-gpu"]["spec"]
+    # A tier that may sleep watches the whole service's queue and wakes on it.
+    assert gpu["cooldownPeriod"] == 600 and gpu["triggers"][0]["metadata"]["activationThreshold"] == "0"
+    assert 'pod=~"lull-(gpu|cpu)-' in gpu["triggers"][0]["metadata"]["query"]
+    assert [t["type"] for t in gpu["triggers"]] == ["prometheus", "prometheus"]  # no cron for bounds
+
+    # Nothing touches the TTSService: the policy loop wakes at the window's end by itself.
+    wait_for(lambda: bounds(kube, "lull") == {"gpu": (2, 6), "cpu": (1, 3)}, timeout=150, interval=1,
+             what="bounds back after the window closed")  # fmt: skip
+    wait_for(lambda: status_bounds(kube, "lull")["gpu"] == (2, 6), timeout=10, what="status bounds back")
+    last = decisions(kube, "lull")[-2:]
+    assert {d["action"] for d in last} == {"floor 0 -> 2", "ceiling 3 -> 6"}
+    assert all("no window, fallback or pre-warm in force" in d["reason"] for d in last)
+    assert kube.get("tts", "lull")["metadata"].get("finalizers") in (None, [])
+
+
+def test_cpu_fallback_while_gpu_pods_cannot_be_scheduled(kube, operator):
+    # 5 GPUs per replica cannot fit the fake GPU node's 4: the GPU pod stays Pending.
+    tiers = {"gpu": {"gpus": 5, "maxReplicas": 2}, "cpu": {"maxReplicas": 3}}
+    autoscaling = {"enabled": True, "cpuFallback": {"afterSeconds": 3}}
+    kube.apply(tts("fb", tiers=tiers, autoscaling=autoscaling))
+    wait_for(lambda: bounds(kube, "fb") == {"gpu": (2, 2), "cpu": (2, 3)}, timeout=30, interval=0.5,
+             what="CPU floor raised by the fallback")  # fmt: skip
+    wait_for(lambda: status_bounds(kube, "fb").get("cpu") == (2, 3), timeout=10, what="status CPU floor")
+    (decision,) = [d for d in decisions(kube, "fb") if d["tier"] == "cpu"]
+    assert (decision["source"], decision["action"]) == ("operator", "floor 1 -> 2")
+    waited = re.fullmatch(r"CPU fallback: 1 gpu pod\(s\) unschedulable for (\d+) s \(afterSeconds 3\)",
+                          decision["reason"])  # fmt: skip
+    assert waited and int(waited.group(1)) >= 3, decision["reason"]
+    pending = kube.get("pods", selector="voicefleet.io/service=fb,voicefleet.io/tier=gpu")["items"]
+    assert any(p["status"].get("phase") == "Pending" for p in pending)
+
+    # GPUs the node has: the pod schedules, the fallback is undone.
+    kube.apply(tts("fb", tiers={**tiers, "gpu": {"gpus": 1, "maxReplicas": 2}}, autoscaling=autoscaling))
+    wait_for(lambda: bounds(kube, "fb")["cpu"] == (1, 3), timeout=60, interval=0.5,
+             what="CPU floor back once GPU pods schedule")  # fmt: skip
+    wait_for(lambda: decisions(kube, "fb")[-1]["action"] == "floor 2 -> 1", timeout=10, what="undo decision")
+    assert decisions(kube, "fb")[-1]["tier"] == "cpu"
