@@ -6,13 +6,90 @@ CPU tier's floor after afterSeconds, and placing them again undoes it."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+import pytest
+from tts_operator.policy import Observation, decide
+from tts_operator.render import Owner, render_children
+from tts_operator.spec import TTSServiceSpec
+from tts_operator.status import with_policy
 
 from tests.operator.conftest import tts, wait_for
 from tests.operator.test_autoscaling import scaled_objects
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+OWNER = Owner("voice", "team-a", "uid-1")
+NIGHT = {"name": "night", "start": "0 1 * * *", "end": "0 7 * * *", "timezone": "Asia/Shanghai",
+         "warmFloor": 0, "maxReplicas": 2}  # fmt: skip
+PEAK = {"name": "peak", "start": "0 8 * * *", "end": "0 9 * * *", "timezone": "Asia/Shanghai",
+        "minReplicas": 3}  # fmt: skip
+AT_NIGHT = datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc)  # 02:00 in Shanghai
+AT_PEAK = datetime(2026, 11, 21, 0, 30, tzinfo=timezone.utc)  # 08:30 in Shanghai
+
+
+def spec_with_windows() -> TTSServiceSpec:
+    return TTSServiceSpec.model_validate({
+        "engine": "baker", "model": {"source": "builtin", "id": "baker"},
+        "tiers": {"gpu": {"maxReplicas": 6}, "cpu": {"maxReplicas": 3}},
+        "autoscaling": {"enabled": True, "schedules": [NIGHT, PEAK]},
+    })  # fmt: skip
+
+
+def by_kind(children: list[dict], kind: str) -> dict[str, dict]:
+    return {c["metadata"]["name"]: c for c in children if c["kind"] == kind}
+
+
+def minmax(scaled_object: dict) -> tuple[int, int]:
+    return scaled_object["spec"]["minReplicaCount"], scaled_object["spec"]["maxReplicaCount"]
+
+
+# ---- pure: the plan in the rendered children and in status --------------------------------------------
+
+
+def test_plan_bounds_go_into_the_scaled_objects():
+    spec = spec_with_windows()
+    plan = decide(spec, AT_NIGHT, Observation())
+    objects = by_kind(render_children(OWNER, spec, bounds=plan.tiers), "ScaledObject")
+    gpu = objects["voice-gpu"]["spec"]
+    assert (gpu["minReplicaCount"], gpu["maxReplicaCount"]) == (0, 2)
+    assert gpu["fallback"]["replicas"] == 0  # the floor in force, not the daytime one
+    assert minmax(objects["voice-cpu"]) == (1, 3)
+    # Triggers do not depend on the hour: the window's warmFloor 0 means the tier may sleep at any time.
+    day_plan = decide(spec, AT_PEAK, Observation())
+    day = by_kind(render_children(OWNER, spec, bounds=day_plan.tiers), "ScaledObject")
+    assert day["voice-gpu"]["spec"]["triggers"] == gpu["triggers"]
+    assert minmax(day["voice-gpu"]) == (2, 6)
+
+
+@pytest.mark.parametrize(("now", "gpu_replicas"), [(AT_NIGHT, 0), (AT_PEAK, 3)], ids=["night", "peak"])
+def test_without_keda_the_deployment_follows_the_plan(now, gpu_replicas):
+    spec = spec_with_windows()
+    plan = decide(spec, now, Observation())
+    children = render_children(OWNER, spec, keda_available=False, bounds=plan.tiers)
+    assert by_kind(children, "ScaledObject") == {}
+    deployments = by_kind(children, "Deployment")
+    assert deployments["voice-gpu"]["spec"]["replicas"] == gpu_replicas
+    assert deployments["voice-cpu"]["spec"]["replicas"] == 1
+
+
+def test_status_shows_bounds_prewarm_and_decisions():
+    spec = spec_with_windows()
+    plan = decide(spec, AT_NIGHT, Observation())
+    previous = {"decisions": [{"time": "t0", "tier": "gpu", "source": "hpa", "action": "replicas 2 -> 3",
+                               "reason": "queue-depth"}]}  # fmt: skip
+    status = {"tiers": {"gpu": {"readyReplicas": 2}, "cpu": {"readyReplicas": 1}}}
+    new = with_policy(status, plan, previous, plan.decisions)
+    assert new["tiers"]["gpu"] == {"readyReplicas": 2, "minReplicas": 0, "maxReplicas": 2}
+    assert new["tiers"]["cpu"] == {"readyReplicas": 1, "minReplicas": 1, "maxReplicas": 3}
+    assert [d["action"] for d in new["decisions"]] == ["replicas 2 -> 3", "floor 2 -> 0", "ceiling 6 -> 2"]
+    assert "prewarm" not in new  # no forecast made yet
+    # Autoscaling switched off: the bounds leave status (merge patches need explicit nulls).
+    off = with_policy({"tiers": {"gpu": {"readyReplicas": 2}}}, None, {"tiers": new["tiers"]}, [])
+    assert off["tiers"]["gpu"] == {"readyReplicas": 2, "minReplicas": None, "maxReplicas": None}
+
+
+# ---- against the real control plane --------------------------------------------------------------------
 
 
 def cron(t: datetime) -> str:
