@@ -389,6 +389,8 @@ async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], lo
 POLICY_RECHECK_SECONDS = 60
 # Queue history changes slowly; a forecast per service every 10 minutes is plenty.
 FORECAST_REFRESH_SECONDS = 600
+# How soon a new service (or new forecast settings) gets its first forecast.
+FORECAST_TICK_SECONDS = 5
 _POLICY_INDEXES = ("ttsservices", "tier_deployments", "unschedulable_pods", "gpu_pending_since")
 
 
@@ -539,6 +541,9 @@ async def _policy_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[st
 
 
 async def _forecast_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
+    """Forecast each autoscaled service when it has none, when its forecast settings changed, and
+    every FORECAST_REFRESH_SECONDS after that."""
+    made: dict[Key, tuple[float, str]] = {}  # Key -> (monotonic time, settings) of its last forecast
     while True:
         for key in list(indexes["ttsservices"]):
             entry = _first(indexes["ttsservices"], key)
@@ -548,10 +553,19 @@ async def _forecast_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[
                 continue
             if not spec.autoscaling.enabled:
                 memo.forecasts.pop(key, None)
+                made.pop(key, None)
                 continue
+            settings = f"{spec.autoscaling.prometheus_address}|{spec.autoscaling.prewarm.model_dump_json()}"
+            last = made.get(key)
+            fresh = last is not None and time.monotonic() - last[0] < FORECAST_REFRESH_SECONDS
+            if fresh and last is not None and last[1] == settings:
+                continue
+            made[key] = (time.monotonic(), settings)
             memo.forecasts[key] = await _forecast(key, spec, memo)
             memo.policy_wakeup.set()
-        await asyncio.sleep(FORECAST_REFRESH_SECONDS)
+        for key in set(made) - set(indexes["ttsservices"]):
+            made.pop(key)
+        await asyncio.sleep(FORECAST_TICK_SECONDS)
 
 
 async def _forecast(key: Key, spec: TTSServiceSpec, memo: kopf.Memo) -> fc.Forecast:
@@ -562,5 +576,7 @@ async def _forecast(key: Key, spec: TTSServiceSpec, memo: kopf.Memo) -> fc.Forec
     try:
         samples = await asyncio.to_thread(fc.fetch_history, url, query, now, prewarm.lookback_days)
     except Exception as error:  # any failure of the metrics path means "no forecast", never a crash
-        return fc.Forecast(now, None, None, 0, f"no forecast: reading {url} failed: {error}"[:2000])
+        reason = f"{type(error).__name__}: {error}"[:500]
+        message = f"no forecast: reading queue history from {url} failed ({reason})"
+        return fc.Forecast(now, None, None, 0, message)
     return fc.forecast(samples, now, prewarm.lookback_days, prewarm.horizon_minutes)

@@ -8,6 +8,7 @@ import random
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +17,8 @@ from tts_operator.forecast import JITTER_MINUTES, fetch_history, forecast, histo
 from tts_operator.policy import Observation, decide
 from tts_operator.spec import TTSServiceSpec
 
+from tests.operator.conftest import tts, wait_for
+from tests.operator.test_autoscaling import scaled_objects
 from tests.promstack import running_prometheus
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -121,15 +124,20 @@ def openmetrics(end: datetime, days: int) -> str:
     return "\n".join(lines) + "\n# EOF\n"
 
 
+def backfill(root: Path, text: str) -> None:
+    """Write OpenMetrics `text` as TSDB blocks into root/data, where running_prometheus keeps its TSDB."""
+    source = root / "history.om"
+    source.write_text(text)
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(source),
+                    str(root / "data")], check=True, capture_output=True, timeout=300)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, datetime]]:
     """A real Prometheus whose TSDB holds 8 days of history up to the present minute."""
     root = tmp_path_factory.mktemp("prom-history")
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    source = root / "history.om"
-    source.write_text(openmetrics(end, 8))
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(source),
-                    str(root / "data")], check=True, capture_output=True, timeout=300)  # fmt: skip
+    backfill(root, openmetrics(end, 8))
     with running_prometheus(root, [], timeout=120) as prom:
         yield prom.url, end
 
@@ -191,3 +199,45 @@ def test_no_peak_forecast_in_the_afternoon(history):
 def test_unreachable_prometheus_is_an_error_the_caller_sees():
     with pytest.raises(requests.ConnectionError):
         fetch_history("http://127.0.0.1:9", "up", datetime.now(timezone.utc), 1)
+
+
+# ---- the operator: forecast in status, acting once enabled --------------------------------------------
+
+
+def test_operator_shows_the_forecast_and_prewarms_when_enabled(kube, operator, tmp_path):
+    """A peak recurs every day at (now + 30 min): the operator reads it from a real Prometheus (the
+    TTSService's prometheusAddress), shows it in status.prewarm, and raises the GPU floor once enabled."""
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    peak_starts = [end + timedelta(minutes=30) - timedelta(days=d) for d in range(1, 8)]
+    lines = ["# TYPE tts_queue_depth gauge"]
+    for pod, share in (("pw-gpu-7d9f8c6b5-x2k4p", 30.0), ("pw-cpu-5c7d9b8f4-abcde", 10.0)):
+        for ts in range(int((end - timedelta(days=8)).timestamp()), int(end.timestamp()), 60):
+            at = datetime.fromtimestamp(ts, timezone.utc)
+            value = share if any(s <= at < s + timedelta(minutes=20) for s in peak_starts) else 0.0
+            lines.append(f'tts_queue_depth{{namespace="{kube.namespace}",pod="{pod}"}} {value:g} {ts}')
+    backfill(tmp_path, "\n".join(lines) + "\n# EOF\n")
+    with running_prometheus(tmp_path, [], timeout=120) as prom:
+        autoscaling = {"enabled": True, "prometheusAddress": prom.url, "queueDepthTarget": 8,
+                       "warmFloor": {"gpu": 0, "cpu": 1}}  # fmt: skip
+        tiers = {"gpu": {"maxReplicas": 8}, "cpu": {"maxReplicas": 4}}
+        kube.apply(tts("pw", tiers=tiers, autoscaling=autoscaling))
+
+        def prewarm() -> dict:
+            return kube.get("tts", "pw").get("status", {}).get("prewarm") or {}
+
+        shown = wait_for(lambda: (p := prewarm()).get("forecastQueueDepth") is not None and p, timeout=60,
+                         interval=0.5, what="forecast in status")  # fmt: skip
+        assert shown["forecastQueueDepth"] == 40.0 and shown["acting"] is False
+        assert shown["recommendedFloor"] == {"gpu": 5, "cpu": 0}
+        assert shown["message"].startswith("shown only")
+        peak_at = datetime.fromisoformat(shown["peakAt"].replace("Z", "+00:00"))
+        assert end < peak_at <= end + timedelta(minutes=30)
+        assert scaled_objects(kube, "pw")["pw-gpu"]["spec"]["minReplicaCount"] == 0
+
+        kube.apply(tts("pw", tiers=tiers, autoscaling={**autoscaling, "prewarm": {"enabled": True}}))
+        wait_for(lambda: scaled_objects(kube, "pw")["pw-gpu"]["spec"]["minReplicaCount"] == 5, timeout=60,
+                 interval=0.5, what="GPU floor raised ahead of the peak")  # fmt: skip
+        wait_for(lambda: prewarm().get("acting") is True, timeout=10, what="status.prewarm.acting")
+        decisions = kube.get("tts", "pw")["status"]["decisions"]
+        assert (decisions[-1]["tier"], decisions[-1]["action"]) == ("gpu", "floor 0 -> 5")
+        assert decisions[-1]["reason"].startswith("pre-warm: queue depth 40 forecast at")
