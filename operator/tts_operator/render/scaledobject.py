@@ -4,7 +4,15 @@ KEDA creates and drives the HPA; the Deployment we render leaves ``spec.replicas
 ScaledObject exists, so the operator and the HPA never fight over it. Fields KEDA ignores for the
 settings we use are left out instead of rendered with inert values (its webhook warns about them):
 ``cooldownPeriod`` and ``initialCooldownPeriod`` only act on the way to and from 0 replicas, and
-``activationThreshold`` only matters at 0, so all three appear only for a tier whose floor is 0.
+``activationThreshold`` only matters at 0, so all three appear only for a tier whose floor can be 0
+(its warm floor, or a schedule window's ``warmFloor: 0``). For a window they stay rendered while it is
+closed: the ScaledObject keeps one shape and only ``minReplicaCount`` moves at the window's edges.
+``initialCooldownPeriod`` counts from the ScaledObject's creation, so a night window opening on an old
+object is governed by ``cooldownPeriod`` alone (600 s without activity before the last pod goes).
+
+The bounds come from the operator's policy (``policy.decide``) when given: schedule windows, CPU
+fallback and pre-warm move ``minReplicaCount`` / ``maxReplicaCount``, which KEDA has no per-window
+setting for (kedacore/keda#6796, keda-docs#1208).
 """
 
 from __future__ import annotations
