@@ -130,6 +130,19 @@ def test_next_change_is_the_next_window_edge(schedules, now, expected):
     assert plan.next_change == (utc(expected) if expected else None)
 
 
+@pytest.mark.parametrize(
+    ("bounds", "expected"),
+    [
+        (window("night", "0 1 * * *", "0 7 * * *", "Asia/Shanghai", warmFloor=0),
+         "night (01:00-07:00 Asia/Shanghai)"),
+        (window("wk", "0 8 * * 1-5", "30 18 * * 1-5", "Europe/Berlin", maxReplicas=2),
+         "wk ('0 8 * * 1-5' to '30 18 * * 1-5' Europe/Berlin)"),
+    ],
+)  # fmt: skip
+def test_windows_are_described_in_words(bounds, expected):
+    assert triggers.describe(Schedule.model_validate(bounds)) == expected
+
+
 def test_window_open_agrees_with_the_gap_edge():
     gap = Schedule.model_validate(window("gap", "30 2 * * *", "0 5 * * *", "Europe/Berlin", warmFloor=0))
     assert not triggers.window_open(gap, utc("2026-03-29T00:59"))  # 01:59 CET

@@ -59,7 +59,9 @@ def test_plan_bounds_go_into_the_scaled_objects():
     day_plan = decide(spec, AT_PEAK, Observation())
     day = by_kind(render_children(OWNER, spec, bounds=day_plan.tiers), "ScaledObject")
     assert day["voice-gpu"]["spec"]["triggers"] == gpu["triggers"]
+    assert day["voice-gpu"]["spec"]["cooldownPeriod"] == gpu["cooldownPeriod"] == 600
     assert minmax(day["voice-gpu"]) == (2, 6)
+    assert "cooldownPeriod" not in day["voice-cpu"]["spec"]  # the CPU tier never sleeps here
 
 
 @pytest.mark.parametrize(("now", "gpu_replicas"), [(AT_NIGHT, 0), (AT_PEAK, 3)], ids=["night", "peak"])
