@@ -296,9 +296,9 @@ async def pod_changed(
 async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         key = (namespace, name)
-        for state in (memo.applied, memo.errors, memo.last_status, memo.locks, memo.plans,
-                      memo.pending_decisions, memo.forecasts, memo.plan_locks):  # fmt: skip
+        for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
             state.pop(key, None)
+        _forget_policy_state(key, memo)
         metrics.MANAGED.set(len(memo.applied))
 
 
@@ -429,9 +429,13 @@ def _plan(key: Key, spec: TTSServiceSpec, memo: kopf.Memo, indexes: dict[str, An
             t: (v["minReplicas"], v["maxReplicas"]) for t, v in tiers.items()
             if t in ("gpu", "cpu") and v.get("minReplicas") is not None and v.get("maxReplicas") is not None
         }  # fmt: skip
+    if pending and not since:  # no transition time on the pods: count from when we first saw them
+        since = [memo.pending_seen.setdefault(key, now)]
+    elif not pending:
+        memo.pending_seen.pop(key, None)
     seen = Observation(
         gpu_unschedulable=len(pending),
-        gpu_unschedulable_since=min(since) if since else (now if pending else None),
+        gpu_unschedulable_since=min(since) if since else None,
         forecast=memo.forecasts.get(key),
         previous=previous,
     )
@@ -508,6 +512,7 @@ def _start_policy(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, An
     memo.plans = {}  # Key -> Plan last applied
     memo.pending_decisions = {}  # Key -> the policy's decisions not yet in status
     memo.forecasts = {}  # Key -> forecast.Forecast
+    memo.pending_seen = {}  # Key -> when GPU pods without a PodScheduled transition time were first seen
     memo.plan_locks = defaultdict(asyncio.Lock)
     memo.policy_wakeup = asyncio.Event()
     live = {name: indexes[name] for name in _POLICY_INDEXES}  # kopf's indexes are live views
@@ -515,6 +520,11 @@ def _start_policy(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, An
         asyncio.create_task(_policy_loop(memo, logger, live), name="voicefleet policy"),
         asyncio.create_task(_forecast_loop(memo, logger, live), name="voicefleet forecasts"),
     ]
+
+
+def _forget_policy_state(key: Key, memo: kopf.Memo) -> None:
+    for state in (memo.plans, memo.pending_decisions, memo.forecasts, memo.plan_locks, memo.pending_seen):
+        state.pop(key, None)
 
 
 async def _stop_policy(memo: kopf.Memo) -> None:
