@@ -18,13 +18,12 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics
+from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics, policy_runtime
 from tts_operator import conditions as c
-from tts_operator import forecast as fc
 from tts_operator.credentials import load as load_credentials
 from tts_operator.drift import matches
 from tts_operator.kube import ApiError, KubeClient
-from tts_operator.policy import Observation, Plan, decide
+from tts_operator.policy import Plan
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
 from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS
@@ -89,12 +88,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     # not an attribute: kopf gives each watched object a shallow copy of this memo, so only mutations of
     # shared containers reach the handlers of other objects (Deployments, Pods).
     memo.keda = {"available": True}
-    _start_policy(memo, kwargs["logger"], kwargs)
+    policy_runtime.start(memo, kwargs["logger"], kwargs, replan)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await _stop_policy(memo)
+    await policy_runtime.stop(memo)
     await memo.client.close()
 
 
@@ -169,8 +168,8 @@ async def reconcile(
     owner = Owner(name, namespace, uid)
     memo.keda["available"] = await memo.client.serves(*KEDA_API)
     async with memo.plan_locks[key]:
-        plan = _plan(key, parsed, memo, kwargs)
-        _remember_plan(key, plan, memo)  # before applying: drift repair of a child renders with it
+        plan = policy_runtime.plan_for(key, parsed, memo, kwargs)
+        policy_runtime.remember(key, plan, memo)  # before applying: drift repair of a child renders with it
         children = _render(owner, parsed, memo, plan)
         results = await asyncio.gather(*(memo.client.apply(ch) for ch in children), return_exceptions=True)
     failures = [
@@ -298,7 +297,7 @@ async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.M
         key = (namespace, name)
         for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
             state.pop(key, None)
-        _forget_policy_state(key, memo)
+        policy_runtime.forget_service(key, memo)
         metrics.MANAGED.set(len(memo.applied))
 
 
@@ -337,7 +336,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             new = with_policy(new, memo.plans.get(key), previous, recorded)
         patch = status_patch(previous, new)
         if patch is None:
-            _drop_recorded(key, memo, recorded)
+            policy_runtime.drop_recorded(key, memo, recorded)
             return
         try:
             await memo.client.patch_status(key[0], key[1], patch)
@@ -346,7 +345,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
                 return
             raise
         metrics.STATUS_UPDATES.inc()
-        _drop_recorded(key, memo, recorded)
+        policy_runtime.drop_recorded(key, memo, recorded)
         for cond in changed_conditions(previous, new):
             await _post_event(memo.client, owner, cond, logger)
         memo.last_status[key] = new
@@ -383,15 +382,8 @@ async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], lo
         logger.warning("could not post event %s: %s", cond["reason"], error)
 
 
-# ---- operator policy: schedule bounds, CPU fallback, pre-warm (policy.py decides, this applies) -------
-
-# Re-plan at least this often even without a known next change (a missed wake-up costs a minute).
-POLICY_RECHECK_SECONDS = 60
-# Queue history changes slowly; a forecast per service every 10 minutes is plenty.
-FORECAST_REFRESH_SECONDS = 600
-# How soon a new service (or new forecast settings) gets its first forecast.
-FORECAST_TICK_SECONDS = 5
-_POLICY_INDEXES = ("ttsservices", "tier_deployments", "unschedulable_pods", "gpu_pending_since")
+# ---- operator policy: schedule bounds, CPU fallback, pre-warm (policy.py decides, policy_runtime.py ----
+# keeps its state and loops; here only the pod index it reads and the re-plan that applies it)
 
 
 @kopf.index("v1", "pods", labels=MANAGED)
@@ -407,71 +399,6 @@ def gpu_pending_since(namespace: str, labels: kopf.Labels, status: kopf.Status, 
     return {}
 
 
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _plan(key: Key, spec: TTSServiceSpec, memo: kopf.Memo, indexes: dict[str, Any]) -> Plan:
-    """The policy's plan now, from the indexes, the last forecast and the bounds in force before."""
-    now = datetime.now(timezone.utc)
-    pending = list(indexes["gpu_pending_since"].get(key, []))
-    since = [t for t in map(_parse_time, pending) if t is not None]
-    applied = memo.plans.get(key)
-    if applied is not None:
-        previous = applied.bounds()
-    else:  # after a restart: what status says was in force
-        entry = _first(indexes["ttsservices"], key)
-        tiers = ((memo.last_status.get(key) or (entry or {}).get("status") or {}).get("tiers")) or {}
-        previous = {
-            t: (v["minReplicas"], v["maxReplicas"]) for t, v in tiers.items()
-            if t in ("gpu", "cpu") and v.get("minReplicas") is not None and v.get("maxReplicas") is not None
-        }  # fmt: skip
-    if pending and not since:  # no transition time on the pods: count from when we first saw them
-        since = [memo.pending_seen.setdefault(key, now)]
-    elif not pending:
-        memo.pending_seen.pop(key, None)
-    seen = Observation(
-        gpu_unschedulable=len(pending),
-        gpu_unschedulable_since=min(since) if since else None,
-        forecast=memo.forecasts.get(key),
-        previous=previous,
-    )
-    return decide(spec, now, seen)
-
-
-def _remember_plan(key: Key, plan: Plan, memo: kopf.Memo) -> None:
-    """The plan is being applied: keep it (drift repair and status use it), queue its decisions for
-    status, and wake the policy loop if this plan must be looked at again sooner than it planned."""
-    before = memo.plans.get(key)
-    memo.plans[key] = plan
-    memo.pending_decisions.setdefault(key, []).extend(plan.decisions)
-    _wake_if_sooner(before, plan, memo)
-
-
-def _wake_if_sooner(before: Plan | None, plan: Plan, memo: kopf.Memo) -> None:
-    if plan.next_change is not None and (before is None or before.next_change is None
-                                         or plan.next_change < before.next_change):  # fmt: skip
-        memo.policy_wakeup.set()
-
-
-def _forget_plan(key: Key, plan: Plan, before: Plan | None, memo: kopf.Memo) -> None:
-    if before is None:
-        memo.plans.pop(key, None)
-    else:
-        memo.plans[key] = before
-    pending = memo.pending_decisions.get(key, [])
-    del pending[len(pending) - len(plan.decisions):]
-
-
-def _drop_recorded(key: Key, memo: kopf.Memo, recorded: list[dict[str, Any]]) -> None:
-    # Decisions queued while the status patch was in flight stay queued for the next write.
-    if recorded:
-        memo.pending_decisions[key] = memo.pending_decisions.get(key, [])[len(recorded):]
-
-
 async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
     """Decide again and, when the bounds moved, apply the ScaledObjects (or, without KEDA, the
     Deployments) and refresh status. Cheap when nothing changed: no API call."""
@@ -485,108 +412,22 @@ async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: An
     if not spec.autoscaling.enabled:
         return
     async with memo.plan_locks[key]:
-        plan = _plan(key, spec, memo, kwargs)
+        plan = policy_runtime.plan_for(key, spec, memo, kwargs)
         before = memo.plans.get(key)
         if before is not None and before.tiers == plan.tiers and before.prewarm == plan.prewarm:
             memo.plans[key] = plan  # same bounds; keep the fresher next_change
-            _wake_if_sooner(before, plan, memo)
+            policy_runtime.wake_if_sooner(before, plan, memo)
             return
         kind = "ScaledObject" if memo.keda["available"] else "Deployment"
         owner = Owner(key[1], key[0], entry["uid"])
-        _remember_plan(key, plan, memo)
+        policy_runtime.remember(key, plan, memo)
         children = [ch for ch in _render(owner, spec, memo, plan) if ch["kind"] == kind]
         try:
             for child in children:
                 await memo.client.apply(child)
         except ApiError as error:
-            _forget_plan(key, plan, before, memo)  # so the next pass of the policy loop tries again
+            policy_runtime.forget(key, plan, before, memo)  # so the next pass of the policy loop tries again
             logger.warning("applying the policy's bounds failed (%s)", error)
             return
     logger.info("policy bounds now %s", plan.bounds())
     await refresh_status(key, memo, logger, **kwargs)
-
-
-def _start_policy(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
-    """One task re-plans every TTSService at the earliest window edge / fallback deadline (no kopf
-    timers: they would put a finalizer on every TTSService); another refreshes forecasts."""
-    memo.plans = {}  # Key -> Plan last applied
-    memo.pending_decisions = {}  # Key -> the policy's decisions not yet in status
-    memo.forecasts = {}  # Key -> forecast.Forecast
-    memo.pending_seen = {}  # Key -> when GPU pods without a PodScheduled transition time were first seen
-    memo.plan_locks = defaultdict(asyncio.Lock)
-    memo.policy_wakeup = asyncio.Event()
-    live = {name: indexes[name] for name in _POLICY_INDEXES}  # kopf's indexes are live views
-    memo.policy_tasks = [
-        asyncio.create_task(_policy_loop(memo, logger, live), name="voicefleet policy"),
-        asyncio.create_task(_forecast_loop(memo, logger, live), name="voicefleet forecasts"),
-    ]
-
-
-def _forget_policy_state(key: Key, memo: kopf.Memo) -> None:
-    for state in (memo.plans, memo.pending_decisions, memo.forecasts, memo.plan_locks, memo.pending_seen):
-        state.pop(key, None)
-
-
-async def _stop_policy(memo: kopf.Memo) -> None:
-    for task in getattr(memo, "policy_tasks", []):
-        task.cancel()
-    await asyncio.gather(*getattr(memo, "policy_tasks", []), return_exceptions=True)
-
-
-async def _policy_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
-    while True:
-        memo.policy_wakeup.clear()
-        for key in list(indexes["ttsservices"]):
-            try:
-                await replan(key, memo, logger, **indexes)
-            except Exception:  # one service's failure must not stop the others' windows
-                logger.exception("re-planning %s/%s failed", *key)
-        now = datetime.now(timezone.utc)
-        edges = [p.next_change for p in memo.plans.values() if p.next_change is not None]
-        wait = min([(e - now).total_seconds() for e in edges] + [POLICY_RECHECK_SECONDS])
-        try:
-            await asyncio.wait_for(memo.policy_wakeup.wait(), timeout=max(wait, 0.2))
-        except TimeoutError:
-            pass
-
-
-async def _forecast_loop(memo: kopf.Memo, logger: logging.Logger, indexes: dict[str, Any]) -> None:
-    """Forecast each autoscaled service when it has none, when its forecast settings changed, and
-    every FORECAST_REFRESH_SECONDS after that."""
-    made: dict[Key, tuple[float, str]] = {}  # Key -> (monotonic time, settings) of its last forecast
-    while True:
-        for key in list(indexes["ttsservices"]):
-            entry = _first(indexes["ttsservices"], key)
-            try:
-                spec = TTSServiceSpec.model_validate((entry or {}).get("spec"))
-            except ValidationError:
-                continue
-            if not spec.autoscaling.enabled:
-                memo.forecasts.pop(key, None)
-                made.pop(key, None)
-                continue
-            settings = f"{spec.autoscaling.prometheus_address}|{spec.autoscaling.prewarm.model_dump_json()}"
-            last = made.get(key)
-            fresh = last is not None and time.monotonic() - last[0] < FORECAST_REFRESH_SECONDS
-            if fresh and last is not None and last[1] == settings:
-                continue
-            made[key] = (time.monotonic(), settings)
-            memo.forecasts[key] = await _forecast(key, spec, memo)
-            memo.policy_wakeup.set()
-        for key in set(made) - set(indexes["ttsservices"]):
-            made.pop(key)
-        await asyncio.sleep(FORECAST_TICK_SECONDS)
-
-
-async def _forecast(key: Key, spec: TTSServiceSpec, memo: kopf.Memo) -> fc.Forecast:
-    now = datetime.now(timezone.utc)
-    prewarm = spec.autoscaling.prewarm
-    url = spec.autoscaling.prometheus_address or memo.prometheus_address
-    query = fc.history_query(key[0], key[1], spec.autoscaling.queue_depth_window_seconds)
-    try:
-        samples = await asyncio.to_thread(fc.fetch_history, url, query, now, prewarm.lookback_days)
-    except Exception as error:  # any failure of the metrics path means "no forecast", never a crash
-        reason = f"{type(error).__name__}: {error}"[:500]
-        message = f"no forecast: reading queue history from {url} failed ({reason})"
-        return fc.Forecast(now, None, None, 0, message)
-    return fc.forecast(samples, now, prewarm.lookback_days, prewarm.horizon_minutes)
