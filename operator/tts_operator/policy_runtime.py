@@ -47,9 +47,12 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
-def plan_for(key: Key, spec: TTSServiceSpec, memo: kopf.Memo, indexes: dict[str, Any]) -> Plan:
-    """The policy's plan now, from the indexes, the last forecast and the bounds in force before."""
-    now = datetime.now(timezone.utc)
+def plan_for(
+    key: Key, spec: TTSServiceSpec, memo: kopf.Memo, indexes: dict[str, Any], now: datetime | None = None
+) -> Plan:
+    """The policy's plan at `now` (default: the present), from the indexes, the last forecast and the
+    bounds in force before."""
+    now = now or datetime.now(timezone.utc)
     pending = list(indexes["gpu_pending_since"].get(key, []))
     since = [t for t in map(_parse_time, pending) if t is not None]
     applied = memo.plans.get(key)

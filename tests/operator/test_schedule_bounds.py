@@ -5,11 +5,14 @@ CPU tier's floor after afterSeconds, and placing them again undoes it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import kopf
 import pytest
+from tts_operator import policy_runtime
 from tts_operator.policy import Observation, decide
 from tts_operator.render import Owner, render_children
 from tts_operator.spec import TTSServiceSpec
@@ -89,6 +92,66 @@ def test_status_shows_bounds_prewarm_and_decisions():
     # Autoscaling switched off: the bounds leave status (merge patches need explicit nulls).
     off = with_policy({"tiers": {"gpu": {"readyReplicas": 2}}}, None, {"tiers": new["tiers"]}, [])
     assert off["tiers"]["gpu"] == {"readyReplicas": 2, "minReplicas": None, "maxReplicas": None}
+
+
+def runtime_memo() -> kopf.Memo:
+    memo = kopf.Memo()
+    memo.plans, memo.pending_decisions, memo.forecasts, memo.pending_seen = {}, {}, {}, {}
+    memo.last_status = {}
+    memo.policy_wakeup = asyncio.Event()
+    return memo
+
+
+def test_after_a_restart_the_bounds_in_status_count_as_in_force():
+    """No decision is recorded twice: a restarted operator compares with the bounds status shows."""
+    spec = spec_with_windows()
+    key = ("team-a", "voice")
+    first = decide(spec, AT_NIGHT, Observation())
+    status = with_policy({"tiers": {"gpu": {}, "cpu": {}}}, first, {}, first.decisions)
+    indexes = {"ttsservices": {key: [{"status": status}]}, "gpu_pending_since": {}}
+    plan = policy_runtime.plan_for(key, spec, runtime_memo(), indexes, now=AT_NIGHT + timedelta(minutes=5))
+    assert plan.bounds() == first.bounds() and plan.decisions == ()
+    fresh = policy_runtime.plan_for(key, spec, runtime_memo(), {**indexes, "ttsservices": {}},
+                                    now=AT_NIGHT + timedelta(minutes=5))  # fmt: skip
+    assert [d["action"] for d in fresh.decisions] == ["floor 2 -> 0", "ceiling 6 -> 2"]
+
+
+def test_decisions_are_queued_once_and_dropped_once_recorded():
+    spec = spec_with_windows()
+    key = ("team-a", "voice")
+    memo = runtime_memo()
+    plan = decide(spec, AT_NIGHT, Observation())
+    policy_runtime.remember(key, plan, memo)
+    assert memo.policy_wakeup.is_set()  # a plan with a next change wakes the loop
+    recorded = list(memo.pending_decisions[key])
+    policy_runtime.remember(key, decide(spec, AT_NIGHT, Observation(previous=plan.bounds())), memo)
+    assert memo.pending_decisions[key] == recorded  # the same bounds again: nothing new queued
+    policy_runtime.drop_recorded(key, memo, recorded)
+    assert memo.pending_decisions[key] == []
+    # An apply that failed takes its plan and decisions back, so the next pass tries again.
+    later = decide(spec, AT_PEAK, Observation(previous=plan.bounds()))
+    policy_runtime.remember(key, later, memo)
+    policy_runtime.forget(key, later, plan, memo)
+    assert memo.plans[key] is plan and memo.pending_decisions[key] == []
+
+
+def test_gpu_pending_since_is_the_oldest_transition():
+    spec = TTSServiceSpec.model_validate({
+        "engine": "baker", "model": {"source": "builtin", "id": "baker"},
+        "tiers": {"gpu": {"maxReplicas": 4}, "cpu": {"maxReplicas": 4}},
+        "autoscaling": {"enabled": True, "cpuFallback": {"afterSeconds": 60}},
+    })  # fmt: skip
+    key = ("team-a", "voice")
+    pending = {key: ["2026-11-20T12:00:30Z", "2026-11-20T12:00:00Z"]}
+    indexes = {"ttsservices": {}, "gpu_pending_since": pending}
+    at = datetime(2026, 11, 20, 12, 1, tzinfo=timezone.utc)
+    assert policy_runtime.plan_for(key, spec, runtime_memo(), indexes, now=at).bounds()["cpu"] == (3, 4)
+    # Pods without a transition time count from when the operator first saw them.
+    memo = runtime_memo()
+    blank = {**indexes, "gpu_pending_since": {key: [""]}}
+    assert policy_runtime.plan_for(key, spec, memo, blank, now=at).bounds()["cpu"] == (1, 4)
+    later = at + timedelta(seconds=60)
+    assert policy_runtime.plan_for(key, spec, memo, blank, now=later).bounds()["cpu"] == (2, 4)
 
 
 # ---- against the real control plane --------------------------------------------------------------------
