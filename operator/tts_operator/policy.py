@@ -184,7 +184,8 @@ def decide(spec: TTSServiceSpec, now: datetime, seen: Observation) -> Plan:
         ceiling = min(max(w.ceiling, floor, w.cron_min), top)
         if ceiling > w.ceiling:
             w.ceiling_why.append(
-                "raised to the floor in force or an open minReplicas window (a raise beats a window's ceiling)"
+                "raised to the floor in force or an open minReplicas window "
+                "(a raise beats a window's ceiling)"
             )
         ceiling = max(ceiling, 1)  # KEDA and the HPA need maxReplicaCount >= 1
         tiers[tier] = TierBounds(floor, ceiling, min(max(floor, w.cron_min), ceiling))
