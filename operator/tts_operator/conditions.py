@@ -7,6 +7,8 @@ PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 # Present only while spec.autoscaling.enabled.
 AUTOSCALING_UNAVAILABLE = "AutoscalingUnavailable"
+# Present only while spec.autoscaling.enabled: the operator cannot read live metrics from Prometheus.
+METRICS_UNAVAILABLE = "MetricsUnavailable"
 
 # Ready
 ALL_REPLICAS_READY = "AllReplicasReady"
@@ -28,4 +30,6 @@ KEDA_MISSING = "KEDACRDsMissing"
 SCALED_OBJECTS_APPLIED = "ScaledObjectsApplied"
 
 # Events for these (type, status) pairs are Warnings; every other transition is Normal.
-WARNING_STATES = {(READY, "False"), (DEGRADED, "True"), (AUTOSCALING_UNAVAILABLE, "True")}
+WARNING_STATES = {
+    (READY, "False"), (DEGRADED, "True"), (AUTOSCALING_UNAVAILABLE, "True"), (METRICS_UNAVAILABLE, "True")
+}

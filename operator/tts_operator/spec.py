@@ -497,7 +497,7 @@ class TTSServiceSpec(_Model):
 class Condition(_Model):
     """A condition in the Kubernetes convention."""
 
-    type: Literal["Ready", "Progressing", "Degraded", "AutoscalingUnavailable"] = Field(
+    type: Literal["Ready", "Progressing", "Degraded", "AutoscalingUnavailable", "MetricsUnavailable"] = Field(
         description="Condition type."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
@@ -514,6 +514,50 @@ class TierStatus(_Model):
     ready_replicas: int = Field(0, description="Replicas that pass their readiness probe.")
     updated_replicas: int = Field(0, description="Replicas running the current pod template.")
     unschedulable_replicas: int = Field(0, description="Pods the scheduler cannot place.")
+    min_replicas: int | None = Field(
+        None, description="Floor in force now (warm floor, schedule windows, fallback, pre-warm)."
+    )
+    max_replicas: int | None = Field(
+        None, description="Ceiling in force now (tier maximum or a schedule window)."
+    )
+    queue_depth: float | None = Field(None, description="Queued requests over the tier's pods (Prometheus).")
+    gpu_utilization: float | None = Field(
+        None, description="Mean GPU utilization of the tier's pods in percent (dcgm-exporter via Prometheus)."
+    )
+    time_to_first_audio_p95_seconds: float | None = Field(
+        None, description="p95 time to first audio of the tier (Prometheus)."
+    )
+    active_triggers: list[str] = Field(
+        default_factory=list, max_length=32,
+        description="Triggers of the tier's ScaledObject that currently ask for replicas (KEDA/HPA status).",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )  # fmt: skip
+
+
+class ScalingDecision(_Model):
+    """One scaling decision, from the operator's own policy or read back from KEDA / the HPA."""
+
+    time: str = Field(description="When it was taken or first seen (RFC 3339).")
+    tier: Literal["gpu", "cpu"] = Field(description="The tier it concerns.")
+    source: Literal["operator", "keda", "hpa"] = Field(description="Who decided.")
+    action: str = Field(max_length=256, description="What changed, e.g. 'replicas 2 -> 4' or 'floor 2 -> 0'.")
+    reason: str = Field(max_length=1024, description="Why, in words (the trigger or policy that drove it).")
+
+
+class PrewarmStatus(_Model):
+    """The pre-warm forecast: computed whenever history is available, acted on only when enabled."""
+
+    acting: bool = Field(
+        False, description="True when spec.autoscaling.prewarm.enabled and the floor is raised."
+    )
+    forecast_queue_depth: float | None = Field(
+        None, description="Forecast peak queue depth over the horizon (whole service)."
+    )
+    peak_at: str | None = Field(None, description="When the forecast peak is expected (RFC 3339).")
+    recommended_floor: dict[str, int] = Field(
+        default_factory=dict, description="Per tier: the floor the forecast asks for."
+    )
+    message: str = Field("", max_length=2048, description="How the forecast was made, or why there is none.")
 
 
 class TTSServiceStatus(_Model):
@@ -533,3 +577,11 @@ class TTSServiceStatus(_Model):
         None, description="Queued requests over all pods (from metrics, when known)."
     )
     endpoint: str | None = Field(None, description="In-cluster URL of the Service.")
+    decisions: list[ScalingDecision] = Field(
+        default_factory=list, max_length=10, description="The last 10 scaling decisions, newest last.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )  # fmt: skip
+    prewarm: PrewarmStatus | None = Field(None, description="Pre-warm forecast (spec.autoscaling.prewarm).")
+    metrics_observed_at: str | None = Field(
+        None, description="When live metrics (queue depth, GPU utilization) were last read from Prometheus."
+    )

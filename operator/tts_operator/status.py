@@ -216,3 +216,24 @@ def changed_conditions(previous: dict[str, Any], new: dict[str, Any]) -> list[di
         if prior["status"] != cond["status"] or (problem and prior["reason"] != cond["reason"]):
             changed.append(cond)
     return changed
+
+
+DECISIONS_KEPT = 10
+
+
+def record_decisions(
+    previous: list[dict[str, Any]] | None, new: list[dict[str, Any]], limit: int = DECISIONS_KEPT
+) -> list[dict[str, Any]]:
+    """status.decisions after appending `new` (oldest first): the last `limit` kept.
+
+    A decision equal to the newest one already recorded, apart from its time, is the same decision seen
+    again (a re-reconcile, a repeated status read) and is not appended twice.
+    """
+    kept = list(previous or [])
+    for decision in new:
+        if kept and {k: v for k, v in kept[-1].items() if k != "time"} == {
+            k: v for k, v in decision.items() if k != "time"
+        }:
+            continue
+        kept.append(decision)
+    return kept[-limit:]

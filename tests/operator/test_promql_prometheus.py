@@ -12,21 +12,17 @@ target labels (labels arrive as exported_pod / exported_namespace) and once dire
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from tts_operator import triggers as t
 from tts_operator.spec import DCGMLabels
 
-from tests.operator.conftest import free_port, wait_for
+from tests.operator.conftest import wait_for
+from tests.promstack import DCGMStandIn, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 POD = "voice-cpu-7d9f8b6c5-x2x4z"
@@ -48,29 +44,10 @@ EXPECTED_GPU_SUM = 70 + 90
 SENTENCE = "我们正在测试离线中文语音合成的速度和质量，请大家多多指教。"
 
 
-class DCGMExporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        lines = ["# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).", "# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
-        for namespace, pod, gpu, value in GPU_SERIES:
-            lines.append(f'DCGM_FI_DEV_GPU_UTIL{{gpu="{gpu}",UUID="GPU-{gpu}",modelName="NVIDIA H100",'
-                         f'namespace="{namespace}",pod="{pod}",container="tts-server"}} {value}')  # fmt: skip
-        body = ("\n".join(lines) + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def dcgm() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), DCGMExporter)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with DCGMStandIn(GPU_SERIES) as exporter:
+        yield exporter.address
 
 
 @pytest.fixture(scope="module")
@@ -84,58 +61,17 @@ def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         server.stop(timeout=10)
 
 
-class Prometheus:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def query(self, promql: str, at: float) -> list[dict]:
-        resp = httpx.get(f"{self.url}/api/v1/query", params={"query": promql, "time": at}, timeout=10)
-        body = resp.json()
-        assert body["status"] == "success", f"{promql}: {body}"
-        return body["data"]["result"]
-
-    def scalar(self, promql: str, at: float) -> float | None:
-        """The single value KEDA would read (it requires a single-element result), or None if empty."""
-        result = self.query(promql, at)
-        assert len(result) <= 1, f"{promql} returned {len(result)} series; KEDA needs one"
-        return float(result[0]["value"][1]) if result else None
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, tts_server: ServerProcess, dcgm: str) -> Iterator:
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus package is required (apt-get install prometheus; .ci/run does it)"
-    root = tmp_path_factory.mktemp("prometheus")
     target = tts_server.url.removeprefix("http://")
-    jobs = [{"job_name": job, "static_configs": [{"targets": [target], "labels": labels}]}
-            for job, labels in IDENTITIES.items()]  # fmt: skip
+    jobs = [static_job(job, target, labels) for job, labels in IDENTITIES.items()]
     # Behind an operator-style scrape, the target's own namespace/pod labels win and the exporter's are
     # renamed exported_*; scraped directly, they stay as they are.
-    jobs.append({"job_name": "dcgm-behind-operator", "static_configs": [
-        {"targets": [dcgm], "labels": {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-abcde"}}]})
-    jobs.append({"job_name": "dcgm-direct", "static_configs": [{"targets": [dcgm]}]})
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": jobs}
-    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (root / "prometheus.log").open("wb")
-    args = [binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    prom = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        def all_up() -> bool:
-            try:
-                up = prom.query("up", time.time())
-            except httpx.TransportError:
-                return False
-            return len(up) == 5 and all(r["value"][1] == "1" for r in up)
-
-        wait_for(all_up, timeout=60, interval=0.5, what="Prometheus scraping all targets")
+    jobs.append(static_job("dcgm-behind-operator", dcgm,
+                           {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-abcde"}))  # fmt: skip
+    jobs.append(static_job("dcgm-direct", dcgm))
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), jobs) as prom:
         yield prom
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from tts_operator.status import (
     changed_conditions,
     compute_status,
     invalid_spec_status,
+    record_decisions,
     status_patch,
 )
 
@@ -190,3 +191,26 @@ def test_which_changes_are_events(before, after, events):
         return {"conditions": [{"type": kind, "status": value, "reason": reason}]}
 
     assert [x["reason"] for x in changed_conditions(status(*before), status(*after))] == events
+
+
+def _decision(time: str, action: str, tier: str = "gpu") -> dict:
+    return {"time": time, "tier": tier, "source": "hpa", "action": action, "reason": "queue-depth"}
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "expected_actions"),
+    [
+        (None, [_decision("t1", "replicas 1 -> 2")], ["replicas 1 -> 2"]),
+        # The same decision read again later is not recorded twice ...
+        ([_decision("t1", "replicas 1 -> 2")], [_decision("t2", "replicas 1 -> 2")], ["replicas 1 -> 2"]),
+        # ... but the same action on the other tier is a decision of its own.
+        ([_decision("t1", "replicas 1 -> 2")], [_decision("t2", "replicas 1 -> 2", "cpu")],
+         ["replicas 1 -> 2", "replicas 1 -> 2"]),
+        # Only the last ten are kept, oldest dropped first.
+        ([_decision(f"t{i}", f"replicas {i} -> {i + 1}") for i in range(10)],
+         [_decision("t10", "replicas 10 -> 11")],
+         [f"replicas {i} -> {i + 1}" for i in range(1, 11)]),
+    ],
+)
+def test_record_decisions(previous, new, expected_actions):
+    assert [d["action"] for d in record_decisions(previous, new)] == expected_actions
