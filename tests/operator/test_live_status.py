@@ -14,6 +14,7 @@ import asyncio
 import calendar
 import re
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -297,7 +298,7 @@ def our_events(kube) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def tts_server(tmp_path) -> ServerProcess:
+def tts_server(tmp_path) -> Iterator[ServerProcess]:
     server = ServerProcess(
         ["--threads", "1", "--max-queue", "16", "--request-timeout-s", "300"], {}, tmp_path / "server.log"
     )
@@ -324,7 +325,8 @@ def test_status_shows_live_metrics_from_prometheus(kube, operator, tts_server, t
     assert gpu_pods and len(cpu_pods) == 1
 
     # The real server is scraped as each of the service's real pods (static labels stand in for pod
-    # discovery); the stand-in exporter reports one GPU per GPU pod, plus a decoy in another namespace.
+    # discovery); the stand-in exporter reports two GPUs for the first GPU pod and one for any other, plus
+    # a decoy in another namespace.
     gpu_series = [(ns, gpu_pods[0], "0", FIRST_POD_GPUS[0]), (ns, gpu_pods[0], "1", FIRST_POD_GPUS[1])]
     gpu_series += [(ns, pod, str(i), OTHER_PODS) for i, pod in enumerate(gpu_pods[1:], start=2)]
     gpu_mean = (sum(FIRST_POD_GPUS) / 2 + OTHER_PODS * (len(gpu_pods) - 1)) / len(gpu_pods)
