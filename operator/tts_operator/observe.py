@@ -125,10 +125,14 @@ async def observe(
     at = float(int(time.time()))
     observed_at = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     round_queries = queries(namespace, name, spec)
+    # Each request has `timeout`; the round's deadline catches what that misses (DNS, a busy machine).
+    deadline = 2 * timeout + 1
     try:
-        values = await asyncio.wait_for(asyncio.to_thread(read, address, round_queries, at, timeout), timeout)
+        reading = asyncio.to_thread(read, address, round_queries, at, timeout)
+        values = await asyncio.wait_for(reading, deadline)
     except (asyncio.TimeoutError, requests.RequestException, PrometheusApiClientException, ValueError) as e:
-        reason = f"cannot read Prometheus at {address}: {describe(e, timeout)}"
+        waited = deadline if isinstance(e, asyncio.TimeoutError) else timeout
+        reason = f"cannot read Prometheus at {address}: {describe(e, waited)}"
         return LiveMetrics(address, observed_at, error=reason)
     tiers = {
         tier: TierMetrics(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import re
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -224,6 +225,20 @@ def test_metrics_verdict(metrics, ready, expected, words):
 )
 def test_errors_read_as_one_line(error, words):
     assert observe.describe(error, 5) == words
+
+
+def test_a_silent_or_absent_prometheus_costs_one_timeout():
+    """A Prometheus that accepts connections and never answers, and a port nobody listens on."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        hung = asyncio.run(observe.observe("team-a", "voice", SPEC, address, timeout=1))
+    assert hung.error == f"cannot read Prometheus at {address}: no answer within 1 s"
+    dead = f"http://127.0.0.1:{free_port()}"
+    refused = asyncio.run(observe.observe("team-a", "voice", SPEC, dead, timeout=1))
+    assert refused.error == f"cannot read Prometheus at {dead}: connection refused"
+    assert refused.tiers == {} and refused.queue_depth is None
 
 
 def test_every_status_query_is_scoped_to_the_service():
