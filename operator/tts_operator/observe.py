@@ -83,6 +83,8 @@ def describe(error: BaseException, timeout: float) -> str:
     if isinstance(error, (requests.Timeout, TimeoutError, asyncio.TimeoutError)):
         return f"no answer within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
+        if "timed out" in str(error):
+            return f"no answer within {timeout:g} s"
         found = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
         return found[-1].strip().lower() if found else f"cannot connect ({type(error).__name__})"
     if isinstance(error, PrometheusApiClientException):
@@ -103,8 +105,9 @@ def read(
     address: str, round_queries: dict[QueryKey, str], at: float, timeout: float
 ) -> dict[QueryKey, float | None]:
     """Run the queries at time `at` (blocking); the first error is raised."""
-    # No retries: the next round is the retry, and a dead Prometheus must cost one timeout.
-    client = PrometheusConnect(url=address, retry=Retry(total=0), timeout=timeout)
+    # No retries: the next round is the retry, and a dead Prometheus must cost one timeout. read=False
+    # (as requests' own default) lets a read timeout surface as requests.ReadTimeout.
+    client = PrometheusConnect(url=address, retry=Retry(total=0, read=False), timeout=timeout)
     try:
         return {
             key: scalar(client.custom_query(query, params={"time": f"{at:.3f}"}))

@@ -212,6 +212,7 @@ def test_metrics_verdict(metrics, ready, expected, words):
             "connection refused",
         ),
         (requests.ReadTimeout("read timed out"), "no answer within 5 s"),
+        (requests.ConnectionError("HTTPConnectionPool(host='p'): Read timed out."), "no answer within 5 s"),
         (asyncio.TimeoutError(), "no answer within 5 s"),
         (
             PrometheusApiClientException(
