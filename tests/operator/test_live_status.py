@@ -394,6 +394,11 @@ def test_status_shows_live_metrics_from_prometheus(kube, operator, tts_server, t
             service = {round(v) for v in (prom.scalar(service_now, at), prom.scalar(service_now, at - 1))}
             assert shown["queueDepth"] in service, (shown, service)
             assert shown["queueDepth"] >= shown["tiers"]["cpu"]["queueDepth"]
+            # And the queries mean what they say: the same number as the raw series of exactly those pods.
+            assert prom.scalar(cpu_now, at) == prom.scalar(
+                f'sum(tts_queue_depth{{job="tts-{cpu_pods[0]}"}})', at
+            )
+            assert prom.scalar(service_now, at) == prom.scalar('sum(tts_queue_depth{job=~"tts-.*"})', at)
         print(
             f"cpu queue depth in the status while loaded: {[s['tiers']['cpu']['queueDepth'] for s in seen]}"
         )
@@ -412,6 +417,11 @@ def test_status_shows_live_metrics_from_prometheus(kube, operator, tts_server, t
         at = epoch(served["metricsObservedAt"])
         ttfa = prom.scalar(t.time_to_first_audio_p95_observed_query(ns, NAME, "cpu", 120), at)
         assert ttfa is not None and ttfa > 0
+        reference = (
+            "histogram_quantile(0.95, sum by (le) "
+            f'(rate(tts_time_to_first_audio_seconds_bucket{{job="tts-{cpu_pods[0]}"}}[2m])))'
+        )
+        assert ttfa == prom.scalar(reference, at)
         assert served["tiers"]["cpu"]["timeToFirstAudioP95Seconds"] == pytest.approx(ttfa, abs=1e-4)
         print(f"p95 time to first audio in the status: {ttfa:.3f} s")
 
