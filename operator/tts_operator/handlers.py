@@ -2,7 +2,9 @@
 
 Reconcile is level-based and idempotent: create, update and resume all apply the full desired state.
 Children are watched (by our managed-by label) instead of polled by a timer, so a deleted or hand-edited
-child is re-applied within a second and no finalizer is ever added to a TTSService.
+child is re-applied within a second and no finalizer is ever added to a TTSService. Live metrics come from
+an asyncio task started with the operator (a kopf timer would add finalizers); KEDA's and the HPA's
+decisions from watches on ScaledObjects and HPAs.
 """
 
 from __future__ import annotations
@@ -149,7 +151,8 @@ def tier_scaled_objects(namespace: str, labels: kopf.Labels, body: kopf.Body, **
     return _by_tier(namespace, labels, trim_scaled_object(body))
 
 
-# KEDA copies the ScaledObject's labels onto the HPA it creates, ours included.
+# KEDA copies the ScaledObject's labels onto the HPA it creates, ours included. kopf starts no handler
+# before every index is filled, so without list/watch on HPAs (chart RBAC) the operator would stall.
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
 def tier_hpas(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
     return _by_tier(namespace, labels, trim_hpa(body))
