@@ -388,12 +388,15 @@ def test_status_shows_live_metrics_from_prometheus(kube, operator, tts_server, t
         service_now = t.queue_depth_now_query(ns, NAME, ("gpu", "cpu"))
         for shown in seen:
             at = epoch(shown["metricsObservedAt"])
-            # A scrape that landed while the operator's query ran is the only allowed difference.
+            # A scrape that landed while the operator's query ran is the only allowed difference. (A scrape
+            # the busy server answered too late leaves no sample: then both sides see none.)
             cpu = {prom.scalar(cpu_now, at), prom.scalar(cpu_now, at - 1)}
             assert shown["tiers"]["cpu"]["queueDepth"] in cpu, (shown, cpu)
-            service = {round(v) for v in (prom.scalar(service_now, at), prom.scalar(service_now, at - 1))}
-            assert shown["queueDepth"] in service, (shown, service)
-            assert shown["queueDepth"] >= shown["tiers"]["cpu"]["queueDepth"]
+            service = {prom.scalar(service_now, at), prom.scalar(service_now, at - 1)}
+            assert shown.get("queueDepth") in {None if v is None else round(v) for v in service}, (
+                shown,
+                service,
+            )
             # And the queries mean what they say: the same number as the raw series of exactly those pods.
             assert prom.scalar(cpu_now, at) == prom.scalar(
                 f'sum(tts_queue_depth{{job="tts-{cpu_pods[0]}"}})', at
