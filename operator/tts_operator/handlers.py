@@ -2,7 +2,9 @@
 
 Reconcile is level-based and idempotent: create, update and resume all apply the full desired state.
 Children are watched (by our managed-by label) instead of polled by a timer, so a deleted or hand-edited
-child is re-applied within a second and no finalizer is ever added to a TTSService.
+child is re-applied within a second and no finalizer is ever added to a TTSService. Live metrics come from
+an asyncio task started with the operator (a kopf timer would add finalizers); KEDA's and the HPA's
+decisions from watches on ScaledObjects and HPAs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics, policy_runtime
+from tts_operator import (
+    API_VERSION,
+    FIELD_MANAGER,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    metrics,
+    observe,
+    policy_runtime,
+)  # fmt: skip
 from tts_operator import conditions as c
 from tts_operator.credentials import load as load_credentials
 from tts_operator.drift import matches
@@ -27,19 +39,28 @@ from tts_operator.policy import Plan
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
 from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS
+from tts_operator.scaling_status import decisions, tier_scaling, trim_hpa, trim_scaled_object
 from tts_operator.spec import TTSServiceSpec
 from tts_operator.status import (
+    DECISIONS_KEPT,
     DeploymentState,
+    Live,
     Observed,
     changed_conditions,
     compute_status,
     invalid_spec_status,
+    metrics_verdict,
     status_patch,
+    with_live,
     with_policy,
 )
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
 PROMETHEUS_ADDRESS_ENV = "VOICEFLEET_PROMETHEUS_ADDRESS"
+METRICS_INTERVAL_ENV = "VOICEFLEET_METRICS_INTERVAL"
+DEFAULT_METRICS_INTERVAL = 30.0
+# Services read from Prometheus at once; the rest wait for a slot (each read is a worker thread).
+OBSERVE_CONCURRENCY = 8
 KEDA_API = ("keda.sh/v1alpha1", "scaledobjects")
 REPAIR_BACKOFF = (1, 2, 4, 8, 16)
 Key = tuple[str, str]
@@ -89,10 +110,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     # shared containers reach the handlers of other objects (Deployments, Pods).
     memo.keda = {"available": True}
     policy_runtime.start(memo, kwargs["logger"], kwargs, replan)
+    _start_observer(memo, kwargs)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.observer.cancel()
     await policy_runtime.stop(memo)
     await memo.client.close()
 
@@ -137,8 +160,31 @@ def unschedulable_pods(namespace: str, labels: kopf.Labels, status: kopf.Status,
     return {}
 
 
+@kopf.index("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
+def tier_scaled_objects(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    return _by_tier(namespace, labels, trim_scaled_object(body))
+
+
+# KEDA copies the ScaledObject's labels onto the HPA it creates, ours included. kopf starts no handler
+# before every index is filled, so without list/watch on HPAs (chart RBAC) the operator would stall.
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+def tier_hpas(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    return _by_tier(namespace, labels, trim_hpa(body))
+
+
+def _by_tier(namespace: str, labels: kopf.Labels, value: dict[str, Any]) -> dict:
+    service, tier = labels.get(LABEL_SERVICE), labels.get(LABEL_TIER)
+    if not service or tier not in ("gpu", "cpu"):
+        return {}
+    return {(namespace, service): (tier, value)}
+
+
 def _first(index: kopf.Index, key: Key) -> Any:
     return next(iter(index[key])) if key in index else None
+
+
+def _of_tier(index: kopf.Index, key: Key, tier: TierName) -> Any:
+    return next((value for t, value in index.get(key, []) if t == tier), None)
 
 
 # ---- reconcile ----------------------------------------------------------------------------------------
@@ -295,7 +341,8 @@ async def pod_changed(
 async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         key = (namespace, name)
-        for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
+        for state in (memo.applied, memo.errors, memo.last_status, memo.locks, memo.live, memo.scaling_seen,
+                      memo.scaling_decisions):  # fmt: skip
             state.pop(key, None)
         policy_runtime.forget_service(key, memo)
         metrics.MANAGED.set(len(memo.applied))
@@ -334,6 +381,7 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             new = compute_status(owner, spec, observed, previous, now)
             recorded = list(memo.pending_decisions.get(key, ()))
             new = with_policy(new, memo.plans.get(key), previous, recorded)
+        new = with_live(new, previous, _live(key, spec, memo, previous, kwargs), entry["generation"], now)
         patch = status_patch(previous, new)
         if patch is None:
             policy_runtime.drop_recorded(key, memo, recorded)
@@ -349,6 +397,103 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
         for cond in changed_conditions(previous, new):
             await _post_event(memo.client, owner, cond, logger)
         memo.last_status[key] = new
+
+
+
+# ---- live status: Prometheus read by a background loop, KEDA/HPA state by watches ----------------------
+
+
+def _start_observer(memo: kopf.Memo, kwargs: dict[str, Any]) -> None:
+    """Start the loop that reads live metrics. An asyncio task, not a kopf timer: timers put a finalizer
+    on every TTSService, and this operator adds none."""
+    memo.live = {}  # Key -> (LiveMetrics, MetricsVerdict, tiers ready at that read)
+    memo.scaling_seen = {}  # Key -> {tier: TierScaling last read}
+    memo.scaling_decisions = {}  # Key -> KEDA/HPA decisions not yet in the status
+    interval = float(os.environ.get(METRICS_INTERVAL_ENV) or DEFAULT_METRICS_INTERVAL)
+    indices = {name: value for name, value in kwargs.items() if isinstance(value, kopf.Index)}
+    logger = logging.getLogger("tts_operator.observe")
+    memo.observer = asyncio.create_task(_observe_forever(memo, indices, interval, logger))
+
+
+async def _observe_forever(
+    memo: kopf.Memo, indices: dict[str, kopf.Index], interval: float, logger: logging.Logger
+) -> None:
+    limit = asyncio.Semaphore(OBSERVE_CONCURRENCY)
+    timeout = min(observe.DEFAULT_TIMEOUT_SECONDS, max(1.0, interval))
+    while True:
+        started = time.monotonic()
+        # Only services this operator reconciled: a standby replica (peering) reconciles nothing.
+        keys = [key for key in list(indices["ttsservices"]) if key in memo.applied]
+        await asyncio.gather(*(_observe_one(key, memo, indices, limit, timeout, logger) for key in keys))
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+async def _observe_one(
+    key: Key, memo: kopf.Memo, indices: dict[str, kopf.Index], limit: asyncio.Semaphore, timeout: float,
+    logger: logging.Logger,
+) -> None:  # fmt: skip
+    try:
+        entry = _first(indices["ttsservices"], key)
+        if entry is None or entry["deleting"]:
+            return
+        try:
+            spec = TTSServiceSpec.model_validate(entry["spec"])
+        except ValidationError:
+            return
+        if not spec.autoscaling.enabled:
+            memo.live.pop(key, None)  # the reconcile of that spec change took the live keys out
+            return
+        address = spec.autoscaling.prometheus_address or memo.prometheus_address
+        ready_now = {tier for tier, state in indices["tier_deployments"].get(key, []) if state.ready > 0}
+        async with limit:
+            found = await observe.observe(key[0], key[1], spec, address, timeout)
+        ready_before = memo.live[key][2] if key in memo.live else set()
+        memo.live[key] = (found, metrics_verdict(spec, found, ready_now & ready_before), ready_now)
+        await refresh_status(key, memo, logger, **indices)
+    except Exception:  # one service's trouble must not end the loop for all
+        logger.exception("live status of %s/%s failed", *key)
+
+
+def _live(
+    key: Key, spec: TTSServiceSpec | None, memo: kopf.Memo, previous: dict[str, Any], kwargs: dict[str, Any]
+) -> Live | None:
+    """What with_live adds to the status of `key`; None when autoscaling is off (the live keys go)."""
+    if spec is None or not spec.autoscaling.enabled:
+        return None
+    found, verdict, _ready = memo.live.get(key, (None, None, set()))
+    active = {}
+    for tier in tiers_of(spec):
+        scaled_object = _of_tier(kwargs["tier_scaled_objects"], key, tier)
+        if scaled_object is not None:
+            active[tier] = list(tier_scaling(tier, scaled_object, None).active_triggers)
+    recorded = previous.get("decisions") or []
+    pending = [d for d in memo.scaling_decisions.get(key, []) if d not in recorded][-DECISIONS_KEPT:]
+    memo.scaling_decisions[key] = pending
+    return Live(found, verdict, active, pending)
+
+
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+async def scaling_changed(
+    namespace: str, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
+) -> None:
+    """A tier's ScaledObject or HPA changed: note KEDA's and the HPA's decisions, refresh the status."""
+    key, tier = (namespace, labels.get(LABEL_SERVICE, "")), labels.get(LABEL_TIER)
+    if tier not in ("gpu", "cpu"):
+        return
+    current = tier_scaling(
+        tier, _of_tier(kwargs["tier_scaled_objects"], key, tier), _of_tier(kwargs["tier_hpas"], key, tier)
+    )
+    seen = memo.scaling_seen.setdefault(key, {})
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = decisions(seen.get(tier), current, now)
+    seen[tier] = current
+    if key not in memo.applied:
+        return
+    for decision in found:
+        logger.info("%s tier: %s %s (%s)", tier, decision["source"], decision["action"], decision["reason"])
+    memo.scaling_decisions.setdefault(key, []).extend(found)
+    await refresh_status(key, memo, logger, **kwargs)
 
 
 async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], logger: logging.Logger) -> None:

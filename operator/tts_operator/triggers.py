@@ -106,11 +106,40 @@ def time_to_first_audio_p95_query(namespace: str, name: str, tier: TierName, win
     replicas. Without traffic ``histogram_quantile`` yields NaN (0/0 rates), which KEDA cannot use;
     ``>= 0`` drops NaN and ``or vector(0)`` turns "no traffic" into "no latency problem".
     """
+    return f"({_time_to_first_audio_p95(namespace, name, tier, window_seconds)}) or vector(0)"
+
+
+def _time_to_first_audio_p95(namespace: str, name: str, tier: TierName, window_seconds: int) -> str:
     selector = _selector(SERVER_NAMESPACE_LABEL, SERVER_POD_LABEL, namespace, name, (tier,))
     return (
-        f"(histogram_quantile(0.95, sum by (le) (rate({TTFA_METRIC}_bucket{{{selector}}}"
-        f"[{duration(window_seconds)}]))) >= 0) or vector(0)"
+        f"histogram_quantile(0.95, sum by (le) (rate({TTFA_METRIC}_bucket{{{selector}}}"
+        f"[{duration(window_seconds)}]))) >= 0"
     )
+
+
+# ---- the same signals as the status shows them (read by observe.py, never by KEDA) ----------------------
+
+
+def queue_depth_now_query(namespace: str, name: str, tiers: tuple[TierName, ...]) -> str:
+    """Requests queued over the tiers' pods at the instant of evaluation (the trigger holds it for a
+    window; status shows what is queued now). Empty when Prometheus has no series of those pods."""
+    selector = _selector(SERVER_NAMESPACE_LABEL, SERVER_POD_LABEL, namespace, name, tiers)
+    return f"sum({QUEUE_DEPTH_METRIC}{{{selector}}})"
+
+
+def gpu_utilization_mean_query(namespace: str, name: str, labels: DCGMLabels) -> str:
+    """Mean GPU utilization (%) of the GPU tier's pods at the latest DCGM sample: per pod over its GPUs,
+    then over the pods (the trigger's sum divided by the pod count, without its window)."""
+    selector = _selector(labels.namespace, labels.pod, namespace, name, ("gpu",))
+    return f"avg(avg by ({labels.namespace}, {labels.pod}) ({GPU_UTIL_METRIC}{{{selector}}}))"
+
+
+def time_to_first_audio_p95_observed_query(
+    namespace: str, name: str, tier: TierName, window_seconds: int
+) -> str:
+    """The trigger's p95 without ``or vector(0)``: empty when nothing was served in the window, so the
+    status shows no latency rather than a latency of 0."""
+    return _time_to_first_audio_p95(namespace, name, tier, window_seconds)
 
 
 def prometheus_trigger(
