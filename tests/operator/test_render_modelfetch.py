@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from tts_operator.drift import matches
 from tts_operator.render import Owner, render_children
 from tts_operator.render.deployment import container_security_context, render_deployment
 from tts_operator.render.modelfetch import FETCH_RESOURCES
@@ -119,7 +120,10 @@ def test_rendered_deployment_passes_real_apiserver_dry_run(kube) -> None:
     for tier in ("gpu", "cpu"):
         manifest = render_deployment(owner, make_spec(model), tier, "hash", autoscaled=False)  # type: ignore[arg-type]
         manifest["metadata"].pop("ownerReferences", None)  # the owner does not exist in this namespace
-        applied = json.loads(kube.run(*dry_run, stdin=json.dumps(manifest)))["spec"]["template"]["spec"]
+        answer = json.loads(kube.run(*dry_run, stdin=json.dumps(manifest)))
+        # What the API server stores (defaults added) must not read as drift, or we would re-apply forever.
+        assert matches(manifest["spec"], answer["spec"])
+        applied = answer["spec"]["template"]["spec"]
         (init,) = applied["initContainers"]
         assert init["command"][-1] == "/models/damo--speech_sambert-hifigan_tts_zh-cn_16k"
         assert init["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "hub-token", "key": "ms"}
