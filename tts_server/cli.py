@@ -1,6 +1,7 @@
 """`tts-server`: run the HTTP server (settings from flags, then TTS_* env, then defaults).
 
-`tts-server fetch-model --manifest M --dest D` downloads a model instead (see tts_server.fetch).
+`tts-server fetch-model --source huggingface|modelscope --id ID --dest D` (or `--manifest M --dest D`)
+downloads a model instead (see tts_server.fetch and tts_server.hub).
 """
 
 from __future__ import annotations

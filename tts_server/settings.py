@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tts_server.hub import cache_dir_name
+
 OPENAI_VOICE_NAMES = (
     "alloy",
     "ash",
@@ -91,5 +93,5 @@ class Settings(BaseSettings):
         if self.model_dir is not None:
             return self.model_dir
         if self.model_source in ("huggingface", "modelscope") and self.model_id and self.model_cache_dir:
-            return self.model_cache_dir / self.model_id.replace("/", "--")
+            return self.model_cache_dir / cache_dir_name(self.model_id)
         return None

@@ -53,10 +53,20 @@ class ModelCache(_Model):
     """Where downloaded model files are kept inside the pod."""
 
     size_limit: Quantity = Field(
-        "20Gi", description="Size limit of the model cache volume (an emptyDir for now)."
+        "20Gi", description="Size limit of the model cache emptyDir (unused with claimName)."
     )
     mount_path: str = Field(
         "/models", max_length=255, pattern=r"^/", description="Where the cache is mounted."
+    )
+    claim_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "An existing PersistentVolumeClaim to keep the cache on instead of a per-pod emptyDir, so "
+            "replicas and restarts reuse one download; it must be ReadWriteMany when pods of this "
+            "service run on several nodes."
+        ),
     )
 
 
@@ -73,6 +83,11 @@ class ModelSpec(_Model):
                 {
                     "rule": "self.source == 'local' || has(self.id)",
                     "message": "model.id is required unless source is local",
+                },
+                {
+                    "rule": "self.source in ['huggingface', 'modelscope'] || "
+                    "(!has(self.endpoint) && !has(self.tokenSecretRef))",
+                    "message": "model.endpoint and model.tokenSecretRef apply only to hub sources",
                 },
             ]
         }
@@ -97,6 +112,19 @@ class ModelSpec(_Model):
         None, max_length=128, description="Hub revision (branch, tag or commit) to pin."
     )
     cache: ModelCache = Field(default_factory=ModelCache, description="Model cache volume.")
+    endpoint: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Hub URL to fetch from instead of the public hub, e.g. an internal mirror.",
+    )
+    token_secret_ref: HubTokenSecretRef | None = Field(
+        None,
+        description=(
+            "Secret holding a hub access token for private or gated models "
+            "(given to the fetch as HF_TOKEN or MODELSCOPE_API_TOKEN)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _source_needs_location(self) -> ModelSpec:
@@ -104,6 +132,9 @@ class ModelSpec(_Model):
             raise ValueError("model.path is required when source is local")
         if self.source != "local" and self.id is None:
             raise ValueError("model.id is required unless source is local")
+        hub = self.source in ("huggingface", "modelscope")
+        if not hub and (self.endpoint is not None or self.token_secret_ref is not None):
+            raise ValueError("model.endpoint and model.tokenSecretRef apply only to hub sources")
         return self
 
 
@@ -113,6 +144,14 @@ class SecretKeyRef(_Model):
     name: str = Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Secret name.")
     key: str = Field(
         "api-key", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the Secret."
+    )
+
+
+class HubTokenSecretRef(SecretKeyRef):
+    """A key in a Secret holding a hub access token."""
+
+    key: str = Field(
+        "token", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key in the Secret."
     )
 
 

