@@ -301,11 +301,28 @@ async def child_changed(
             logger.info("deleting %s %s: its tier left the spec", kind, name)
             await memo.client.delete(kind, namespace, name)
     elif type == "DELETED" or not matches(desired, dict(body)):
+        if type == "DELETED" and not await _owner_alive(memo.client, owner):
+            return  # collected with its owner, whose own DELETED event is still on its way
         logger.info("repairing %s %s (%s)", kind, name, "deleted" if type == "DELETED" else "edited")
         metrics.DRIFT_REPAIRS.labels(kind).inc()
         await _repair(memo.client, desired, logger)
     if kind == "Deployment":
         await refresh_status(key, memo, logger, **kwargs)
+
+
+async def _owner_alive(client: KubeClient, owner: Owner) -> bool:
+    """Ask the API server, not the index: the watches of a TTSService and of its children are separate
+    streams, so a child's deletion by the garbage collector can arrive before its owner's deletion, and
+    re-creating the child then would only feed the collector again. One GET, on deletions only."""
+    try:
+        found = await client.get(KIND, owner.namespace, owner.name)
+    except ApiError:
+        return True  # cannot tell: repairing a live service's child matters more than a wasted apply
+    return (
+        found is not None
+        and found["metadata"].get("uid") == owner.uid
+        and found["metadata"].get("deletionTimestamp") is None
+    )
 
 
 async def _repair(client: KubeClient, desired: dict[str, Any], logger: logging.Logger) -> None:

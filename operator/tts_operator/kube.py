@@ -138,6 +138,16 @@ class KubeClient:
             raise
         return any(r.get("name") == plural for r in (found or {}).get("resources", []))
 
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        try:
+            path = object_path(kind, namespace, name)
+            return await self._request("GET", path, None, "application/json", {})
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete in the background (children go via the garbage collector); False if it was already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
