@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,15 @@ import pytest
 import yaml
 
 from tests.cluster.cluster import Cluster
+from tests.helm.monitoring_crds import monitoring_crd_files
 from tests.operator.conftest import cluster  # noqa: F401  (the session's control plane, shared)
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "voicefleet"
 CRD_NAME = "ttsservices.voicefleet.io"
+PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+# Everything optional switched on, for the dry-run and lifecycle tests.
+ALL_ON = ("--set", "monitoring.prometheusRule.enabled=true", "--set", "monitoring.dashboard.enabled=true",
+          "--set", "metrics.serviceMonitor.enabled=true")  # fmt: skip
 
 
 class Helm:
@@ -52,6 +58,21 @@ class Helm:
 @pytest.fixture(scope="session")
 def helm(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:  # noqa: F811
     return Helm(cluster, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
+def monitoring_crds(cluster: Cluster) -> list[str]:  # noqa: F811
+    """prometheus-operator's real PrometheusRule and ServiceMonitor CRDs, installed once per session."""
+    files = monitoring_crd_files()
+    cluster.kubectl("apply", "--server-side", *(arg for f in files for arg in ("-f", str(f))))
+    names = ["prometheusrules.monitoring.coreos.com", "servicemonitors.monitoring.coreos.com"]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", *(f"crd/{n}" for n in names))
+    for group_version in ("monitoring.coreos.com/v1",):
+        deadline = time.monotonic() + 30
+        while not cluster.kubectl("get", f"--raw=/apis/{group_version}", check=False).strip():
+            assert time.monotonic() < deadline, f"{group_version} never appeared in discovery"
+            time.sleep(0.2)
+    return names
 
 
 @pytest.fixture
