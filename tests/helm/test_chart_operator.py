@@ -154,3 +154,124 @@ def test_operator_reconciles_with_the_chart_service_account(
         if ("forbidden" in line.lower() or " 403" in line) and "being terminated" not in line
     ]  # fmt: skip
     assert denials == [], "\n".join(denials)[-3000:]
+
+
+# ---- high availability: two peered replicas with the chart's command line and ServiceAccount --------
+
+
+@dataclass
+class Replica:
+    pod: str
+    log: Path
+    metrics_port: int
+    proc: subprocess.Popen[bytes]
+
+    def reconciles(self) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as resp:
+                return _metric(resp.read().decode(), 'voicefleet_operator_reconciles_total{result="ok"}')
+        except OSError:
+            return -1.0
+
+    def state(self) -> str:
+        """ "active" or "paused", from kopf's last word on it (peered replicas start paused)."""
+        words = re.findall(r"(Resuming|Pausing) operations", self.log.read_text())
+        return "active" if words and words[-1] == "Resuming" else "paused"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.mark.parametrize("scope", ["namespaces", "cluster"])
+def test_peered_replicas_keep_one_active_and_fail_over(
+    helm: Helm, cluster: Cluster, tmp_path: Path, scope: str
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    op_ns, served = f"h-op-{suffix}", f"h-served-{suffix}"
+    for name in (op_ns, served):
+        cluster.kubectl("create", "namespace", name)
+    release = f"ha{scope[0]}"
+    values = ["--set", "crds.install=false", "--set", "operator.replicas=2"]
+    if scope == "namespaces":
+        values += ["--set", f"watchNamespaces={{{served}}}"]
+    helm.run("install", release, str(CHART), "-n", op_ns, *values)
+    account = f"{release}-voicefleet"
+    deployment = json.loads(cluster.kubectl("-n", op_ns, "get", "deployment", account, "-o", "json"))
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    kubeconfig = _service_account_kubeconfig(
+        cluster, op_ns, account, cluster.kubeconfig.parent / f"sa-{suffix}.kubeconfig"
+    )
+    peering = ["get", "kopfpeering", account, "-n", served] if scope == "namespaces" else [
+        "get", "clusterkopfpeering", account]  # fmt: skip
+    replicas: list[Replica] = []
+    try:
+        for index in range(2):
+            # What the Deployment's pods run; only the ports differ (two processes share this host), and
+            # POD_ID is what the Deployment's fieldRef gives each pod.
+            port = free_port()
+            args = [
+                *container["args"],
+                f"--metrics-port={port}",
+                f"--liveness=http://127.0.0.1:{free_port()}/healthz",
+            ]
+            pod = f"{account}-5d8f9c7b6-{index}abcd"
+            log = tmp_path / f"{pod}.log"
+            env = {
+                "KUBECONFIG": str(kubeconfig),
+                "PYTHONUNBUFFERED": "1",
+                "PATH": "/usr/bin:/bin",
+                "POD_ID": pod,
+            }
+            with log.open("wb") as out:
+                command = [sys.executable, "-m", "tts_operator.cli", *args]
+                proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            replicas.append(Replica(pod, log, port, proc))
+        # Peered kopf starts paused; the replica with the highest priority in the peering object resumes,
+        # the others stay paused (or pause again, if they resumed before it registered).
+        wait_for(lambda: len(json.loads(cluster.kubectl(*peering, "-o", "json")).get("status", {})) == 2,
+                 timeout=30, what="both replicas in the peering object")  # fmt: skip
+        status = json.loads(cluster.kubectl(*peering, "-o", "json"))["status"]
+        assert set(status) == {r.pod for r in replicas}, status
+        active = max(replicas, key=lambda r: status[r.pod]["priority"])
+        [standby] = [r for r in replicas if r is not active]
+        wait_for(lambda: active.state() == "active" and standby.state() == "paused", timeout=30,
+                 what="one active replica and one paused")  # fmt: skip
+
+        kube = Kube(cluster, served)
+        kube.apply(tts("first"))
+        wait_for(
+            lambda: kube.exists("deployment", "first-cpu"), timeout=30, what="the active replica's reconcile"
+        )
+        assert active.reconciles() >= 1 and standby.reconciles() == 0
+
+        # The active replica stops (a rolling update or a lost node): the standby takes over.
+        active.stop()
+        wait_for(lambda: standby.state() == "active", timeout=30, what="the standby resuming")
+        kube.apply(tts("second"))
+        wait_for(
+            lambda: kube.exists("deployment", "second-cpu"),
+            timeout=30,
+            what="the new active replica's reconcile",
+        )
+        assert standby.reconciles() >= 1
+        for replica in replicas:
+            lines = replica.log.read_text().splitlines()
+            denials = [
+                line
+                for line in lines
+                if ("forbidden" in line.lower() or " 403" in line) and "being terminated" not in line
+            ]
+            assert denials == [], "\n".join(denials)[-3000:]
+    finally:
+        for replica in replicas:
+            replica.stop()
+        helm.run("uninstall", release, "-n", op_ns, "--wait", "--timeout=60s", check=False)
+        kubeconfig.unlink(missing_ok=True)
+        for name in (op_ns, served):
+            cluster.kubectl("delete", "namespace", name, "--wait=false")
