@@ -9,6 +9,7 @@ one service. The DCGM label names stay Helm values (``monitoring.prometheusRule.
 
     .venv/bin/python charts/gen_rules.py          # rewrite charts/voicefleet/templates/prometheusrule.yaml
     .venv/bin/python charts/gen_rules.py --check  # exit 1 when the template is stale
+    .venv/bin/python charts/gen_rules.py --table  # the rules as a Markdown table (for the chart's README)
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def rules() -> list[Rule]:
              "than real time."),
         Rule(f"tts:requests:rate{QUEUE_WINDOW}",
              f"sum by ({_by(*GROUP, 'code')}) ({attributed(rate(REQUESTS_METRIC))})",
-             "HTTP requests per second by status code."),
+             "HTTP requests per second by status code (label code)."),
         Rule("tts:gpu_utilization_pod:avg", _gpu_per_pod(dcgm),
-             "Per GPU pod, the mean utilization (%) over its GPUs."),
+             "Per GPU pod (label pod), the mean utilization (%) over its GPUs."),
         Rule("tts:gpu_utilization:avg",
              f"avg by ({_by(*GROUP)}) ({_gpu_per_pod(dcgm)})",
              "Mean GPU utilization (%) over the GPU tier's pods."),
@@ -154,10 +155,20 @@ def render() -> str:
     return _HEAD + "".join(body) + "{{- end }}\n{{- end }}\n"
 
 
+def table() -> str:
+    rows = [f"| `{r.record}` | {r.help} |" for r in rules()]
+    head = f"| Recorded series (labels: {', '.join(GROUP)}) | Meaning |\n|---|---|\n"
+    return head + "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when stale")
+    parser.add_argument("--table", action="store_true", help="print the rules as a Markdown table")
     args = parser.parse_args(argv)
+    if args.table:
+        sys.stdout.write(table())
+        return 0
     text = render()
     if args.check:
         if not TEMPLATE.exists() or TEMPLATE.read_text() != text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -362,3 +363,36 @@ def test_chart_versions() -> None:
     # The appVersion is the operator's (the image tag defaults to it); the chart has its own version.
     assert chart["appVersion"] == project["version"]
     assert chart["version"] == "0.2.0"
+
+
+def _gen_rules():
+    spec = importlib.util.spec_from_file_location("gen_rules", ROOT / "charts" / "gen_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rules_generator_check_reports_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _gen_rules()
+    assert gen.main(["--check"]) == 0
+    stale = tmp_path / "prometheusrule.yaml"
+    stale.write_text("old\n")
+    monkeypatch.setattr(gen, "TEMPLATE", stale)
+    assert gen.main(["--check"]) == 1
+    assert gen.main([]) == 0 and gen.main(["--check"]) == 0
+
+
+def test_rules_generator_refuses_template_braces(monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = _gen_rules()
+    monkeypatch.setattr(gen, "rules", lambda: [gen.Rule("tts:x", 'up{job="{{ x }}"}', "help")])
+    with pytest.raises(ValueError, match="template action"):
+        gen.render()
+
+
+def test_rules_table_documents_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    gen = _gen_rules()
+    assert gen.main(["--table"]) == 0
+    table = capsys.readouterr().out
+    for rule in gen.rules():
+        assert f"| `{rule.record}` | {rule.help} |" in table
