@@ -1,4 +1,4 @@
-"""prometheus-operator's own PrometheusRule and ServiceMonitor CRDs, for the chart tests.
+"""prometheus-operator's own PrometheusRule, ServiceMonitor and PodMonitor CRDs, for the chart tests.
 
 They come from the prometheus-operator Go module (its example/prometheus-operator-crd/ folder), fetched
 once through the Go module proxy into the module cache under ``$VOICEFLEET_CACHE`` (keyed by version,
@@ -15,11 +15,13 @@ from tests.cluster.build import BuildError, _go, _go_env, _locked, cache_root
 
 PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
 PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
-CRD_FILES = ("monitoring.coreos.com_prometheusrules.yaml", "monitoring.coreos.com_servicemonitors.yaml")
+CRD_FILES = tuple(
+    f"monitoring.coreos.com_{kind}.yaml" for kind in ("prometheusrules", "servicemonitors", "podmonitors")
+)
 
 
 def monitoring_crd_files() -> list[Path]:
-    """The two CRD files, downloading the module first if the cache lacks it."""
+    """The CRD files, downloading the module first if the cache lacks it."""
     module = f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION}"
     with _locked("prometheus-operator"):
         proc = subprocess.run([_go(), "mod", "download", "-json", module], cwd=cache_root(), env=_go_env(),

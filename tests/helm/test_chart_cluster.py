@@ -24,6 +24,7 @@ NAMESPACED_KINDS = (
     "configmaps",
     "prometheusrules.monitoring.coreos.com",
     "servicemonitors.monitoring.coreos.com",
+    "podmonitors.monitoring.coreos.com",
     "kopfpeerings.kopf.dev",
 )
 CLUSTER_KINDS = (
@@ -86,6 +87,7 @@ def test_template_is_accepted_by_server_side_dry_run(
         # Everything optional on, judged by the real prometheus-operator and kopf peering CRD schemas.
         ([*ALL_ON, *ha], ["prometheusrule.monitoring.coreos.com/dry-voicefleet-tts",
                           "servicemonitor.monitoring.coreos.com/dry-voicefleet",
+                          "podmonitor.monitoring.coreos.com/dry-voicefleet-tts",
                           "configmap/dry-voicefleet-dashboard", "clusterkopfpeering.kopf.dev/dry-voicefleet",
                           "clusterrole.rbac.authorization.k8s.io/dry-voicefleet-peering"]),
         ([*ha, "--set", f"watchNamespaces={{{namespace}}}"], ["kopfpeering.kopf.dev/dry-voicefleet",
@@ -139,6 +141,9 @@ def test_install_upgrade_rollback_uninstall(
         ]
         assert _names(cluster, "servicemonitors.monitoring.coreos.com", release, namespace) == [
             "servicemonitor.monitoring.coreos.com/vf-voicefleet"
+        ]
+        assert _names(cluster, "podmonitors.monitoring.coreos.com", release, namespace) == [
+            "podmonitor.monitoring.coreos.com/vf-voicefleet-tts"
         ]
         assert _names(cluster, "configmaps", release, namespace) == ["configmap/vf-voicefleet-dashboard"]
         assert _deployment(cluster, namespace, release)["spec"]["strategy"]["type"] == "Recreate"

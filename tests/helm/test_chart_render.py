@@ -396,3 +396,24 @@ def test_rules_table_documents_every_rule(capsys: pytest.CaptureFixture[str]) ->
     table = capsys.readouterr().out
     for rule in gen.rules():
         assert f"| `{rule.record}` | {rule.help} |" in table
+
+
+def test_pod_monitor_selects_the_pods_the_operator_renders(helm: Helm) -> None:
+    from tts_operator.render.common import Owner
+    from tts_operator.render.deployment import render_deployment
+    from tts_operator.spec import TTSServiceSpec
+
+    assert not _by_kind(helm.template(), "PodMonitor")
+    enabled = ("--set", "monitoring.podMonitor.enabled=true")
+    [monitor] = _by_kind(helm.template("-n", "vf", *enabled), "PodMonitor")
+    assert monitor["metadata"]["namespace"] == "vf" and monitor["spec"]["namespaceSelector"] == {"any": True}
+    spec = TTSServiceSpec.model_validate(
+        {"engine": "baker", "model": {"source": "builtin", "id": "baker"}, "tiers": {"gpu": {}, "cpu": {}}}
+    )
+    for tier in ("gpu", "cpu"):
+        pod = render_deployment(Owner("voice", "team-a", "uid"), spec, tier, "hash")["spec"]["template"]
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items(), tier
+        ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    [scoped] = _by_kind(helm.template(*enabled, "--set", "watchNamespaces={tts-a,tts-b}"), "PodMonitor")
+    assert scoped["spec"]["namespaceSelector"] == {"matchNames": ["tts-a", "tts-b"]}
