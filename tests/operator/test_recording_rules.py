@@ -116,9 +116,11 @@ def series(prom: Prometheus, promql: str, at: float | None = None) -> dict[tuple
     return out
 
 
-def recorded_samples(prom: Prometheus, selector: str, seconds: int) -> list[tuple[float, float]]:
-    """The raw samples a rule wrote (timestamp = its evaluation time) over the last `seconds`."""
-    [item] = prom.query(f"{selector}[{seconds}s]", time.time())
+def recorded_samples(
+    prom: Prometheus, selector: str, seconds: int, at: float | None = None
+) -> list[tuple[float, float]]:
+    """The raw samples a rule wrote (timestamp = its evaluation time) in the `seconds` before `at`."""
+    [item] = prom.query(f"{selector}[{seconds}s]", at if at is not None else time.time())
     return [(float(ts), float(value)) for ts, value in item["values"]]
 
 
@@ -297,7 +299,8 @@ def test_gpu_rules_with_direct_dcgm_labels(tmp_path: Path, dcgm: str) -> None:
 
 
 def test_server_rules_equal_the_trigger_queries_under_load(prometheus: Prometheus, load: Load) -> None:
-    seconds = int(time.time() - load.started) + 2
+    at = load.finished  # one fixed window: the load and the idle seconds after it
+    seconds = int(at - load.started) + 2
     ours = 'namespace="team-a",ttsservice="voice",tier="cpu"'
     selector = f'namespace="team-a",pod=~"{t.pod_regex("voice", ("cpu",))}"'
     checks: list[tuple[str, str]] = [
@@ -305,8 +308,9 @@ def test_server_rules_equal_the_trigger_queries_under_load(prometheus: Prometheu
         (f"tts:queue_depth:sum_min2m{{{ours}}}", t.queue_depth_query("team-a", "voice", ("cpu",), 120)),
         (f"tts:requests_in_flight:sum{{{ours}}}", f"sum(tts_requests_in_flight{{{selector}}})"),
     ]
+    seen: dict[str, list[tuple[float, float]]] = {}
     for recorded, direct in checks:
-        samples = recorded_samples(prometheus, recorded, seconds)
+        samples = seen[recorded] = recorded_samples(prometheus, recorded, seconds, at)
         assert len(samples) >= seconds // 2, (recorded, samples)
         differ = compare(prometheus, samples, direct)
         print(f"{recorded}: {len(samples)} samples, max {max(v for _, v in samples):g}, {len(differ)} differ")
@@ -314,10 +318,10 @@ def test_server_rules_equal_the_trigger_queries_under_load(prometheus: Prometheu
         # The same real server seen as one identity: no other namespace or workload summed in.
         reference = direct.replace(selector, 'job="tts-ours"')
         assert len(compare(prometheus, samples, reference)) <= (1 - EXACT_SHARE) * len(samples), recorded
-    queued = recorded_samples(prometheus, f"tts:queue_depth:sum{{{ours}}}", seconds)
+    queued = seen[f"tts:queue_depth:sum{{{ours}}}"]
     assert max(v for _, v in queued) >= 2, f"the load never queued: {queued}"
-    in_flight = recorded_samples(prometheus, f"tts:requests_in_flight:sum{{{ours}}}", seconds)
-    assert max(v for _, v in in_flight) == 1  # one worker thread
+    in_flight = seen[f"tts:requests_in_flight:sum{{{ours}}}"]
+    assert max(v for _, v in in_flight) == 1, in_flight  # one worker thread
 
 
 def test_traffic_rules_equal_direct_queries_after_load(prometheus: Prometheus, load: Load) -> None:
