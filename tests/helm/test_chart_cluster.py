@@ -26,6 +26,7 @@ NAMESPACED_KINDS = (
     "servicemonitors.monitoring.coreos.com",
     "podmonitors.monitoring.coreos.com",
     "kopfpeerings.kopf.dev",
+    "poddisruptionbudgets.policy",
 )
 CLUSTER_KINDS = (
     "clusterroles.rbac.authorization.k8s.io",
@@ -89,7 +90,8 @@ def test_template_is_accepted_by_server_side_dry_run(
                           "servicemonitor.monitoring.coreos.com/dry-voicefleet",
                           "podmonitor.monitoring.coreos.com/dry-voicefleet-tts",
                           "configmap/dry-voicefleet-dashboard", "clusterkopfpeering.kopf.dev/dry-voicefleet",
-                          "clusterrole.rbac.authorization.k8s.io/dry-voicefleet-peering"]),
+                          "clusterrole.rbac.authorization.k8s.io/dry-voicefleet-peering",
+                          "poddisruptionbudget.policy/dry-voicefleet"]),
         ([*ha, "--set", f"watchNamespaces={{{namespace}}}"], ["kopfpeering.kopf.dev/dry-voicefleet",
                                                                "rolebinding.rbac.authorization.k8s.io/dry-voicefleet-peering"]),
     ):  # fmt: skip
@@ -173,6 +175,9 @@ def test_install_upgrade_rollback_uninstall(
         assert _names(cluster, "clusterkopfpeerings.kopf.dev", release, None) == [
             "clusterkopfpeering.kopf.dev/vf-voicefleet"
         ]
+        assert _names(cluster, "poddisruptionbudgets.policy", release, namespace) == [
+            "poddisruptionbudget.policy/vf-voicefleet"
+        ]
 
         # upgrade with a CRD change: Helm updates the templated CRD (it would not touch crds/).
         helm.run("upgrade", release, str(_chart_with_crd_change(tmp_path)), "-n", namespace, "--reuse-values")
@@ -185,6 +190,7 @@ def test_install_upgrade_rollback_uninstall(
         assert "--verbose" not in _operator_args(cluster, namespace, release)
         assert _deployment(cluster, namespace, release)["spec"]["strategy"]["type"] == "Recreate"
         assert not _names(cluster, "clusterkopfpeerings.kopf.dev", release, None)
+        assert not _names(cluster, "poddisruptionbudgets.policy", release, namespace)
         history = helm.history(release, namespace)
         assert [h["revision"] for h in history] == [1, 2, 3, 4]
         assert history[-1]["status"] == "deployed" and "Rollback to 1" in history[-1]["description"]

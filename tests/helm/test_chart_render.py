@@ -249,6 +249,8 @@ def test_replicas_above_one_peer_cluster_wide(helm: Helm) -> None:
     assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
     [peering] = _by_kind(docs, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "rel-voicefleet" and not _by_kind(docs, "KopfPeering")
+    [budget] = _by_kind(docs, "PodDisruptionBudget")
+    assert budget["spec"] == {"minAvailable": 1, "selector": spec["selector"]}
     [role] = [r for r in _by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "rel-voicefleet-peering"]
     assert role["rules"] == [
         {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "resourceNames": ["rel-voicefleet"],
@@ -280,7 +282,7 @@ def test_replicas_above_one_peer_per_watched_namespace(helm: Helm) -> None:
 
 def test_one_replica_has_no_peering(helm: Helm) -> None:
     docs = helm.template("--set", "watchNamespaces={a}")
-    for kind in ("KopfPeering", "ClusterKopfPeering"):
+    for kind in ("KopfPeering", "ClusterKopfPeering", "PodDisruptionBudget"):
         assert not _by_kind(docs, kind)
     assert not [d for d in docs if d["metadata"]["name"].endswith("-peering")]
 
