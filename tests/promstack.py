@@ -90,7 +90,7 @@ class Prometheus:
     def targets_up(self) -> int:
         try:
             up = self.query("up")
-        except (httpx.TransportError, ValueError):  # not listening yet, or a non-JSON 503 while starting
+        except (httpx.TransportError, ValueError):  # ValueError: not JSON yet (503 while loading the TSDB)
             return -1
         return sum(r["value"][1] == "1" for r in up)
 

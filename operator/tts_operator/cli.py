@@ -36,9 +36,19 @@ def _parser() -> argparse.ArgumentParser:
         help="Prometheus KEDA queries unless a TTSService sets autoscaling.prometheusAddress "
         "(default: $VOICEFLEET_PROMETHEUS_ADDRESS, else http://prometheus-operated.monitoring.svc:9090)",
     )  # fmt: skip
+    parser.add_argument(
+        "--metrics-interval", type=float, default=_float_env("VOICEFLEET_METRICS_INTERVAL", 30.0),
+        help="seconds between reads of live metrics (queue depth, GPU utilization, latency) from Prometheus "
+        "for the status of autoscaled services (default: $VOICEFLEET_METRICS_INTERVAL, else 30)",
+    )  # fmt: skip
     parser.add_argument("--log-format", choices=["json", "plain"], default="json")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
 
 
 class _QuietWatchHandlers(logging.Filter):
@@ -48,6 +58,7 @@ class _QuietWatchHandlers(logging.Filter):
         "Handler 'child_changed' succeeded",
         "Handler 'pod_changed' succeeded",
         "Handler 'service_gone' succeeded",
+        "Handler 'scaling_changed' succeeded",
     )
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -66,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.prometheus_address:
         # The handlers read it at startup; the environment is how it reaches them through kopf.
         os.environ["VOICEFLEET_PROMETHEUS_ADDRESS"] = args.prometheus_address
+    if args.metrics_interval <= 0:
+        raise SystemExit("--metrics-interval must be positive")
+    os.environ["VOICEFLEET_METRICS_INTERVAL"] = str(args.metrics_interval)
     if args.metrics_port:
         metrics.serve(args.metrics_address, args.metrics_port)
     # Registers the handlers with kopf's default registry.

@@ -28,6 +28,11 @@ INVALID_SPEC = "InvalidSpec"
 # AutoscalingUnavailable
 KEDA_MISSING = "KEDACRDsMissing"
 SCALED_OBJECTS_APPLIED = "ScaledObjectsApplied"
+# MetricsUnavailable (unattributed GPU series land here, not in Degraded: the service still serves)
+METRICS_AVAILABLE = "MetricsAvailable"
+PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+SERVER_METRICS_MISSING = "ServerMetricsMissing"
+GPU_METRICS_UNATTRIBUTED = "GPUMetricsUnattributed"
 
 # Events for these (type, status) pairs are Warnings; every other transition is Normal.
 WARNING_STATES = {

@@ -2,7 +2,9 @@
 
 Reconcile is level-based and idempotent: create, update and resume all apply the full desired state.
 Children are watched (by our managed-by label) instead of polled by a timer, so a deleted or hand-edited
-child is re-applied within a second and no finalizer is ever added to a TTSService.
+child is re-applied within a second and no finalizer is ever added to a TTSService. Live metrics come from
+an asyncio task started with the operator (a kopf timer would add finalizers); KEDA's and the HPA's
+decisions from watches on ScaledObjects and HPAs.
 """
 
 from __future__ import annotations
@@ -18,26 +20,47 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from tts_operator import API_VERSION, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, metrics
+from tts_operator import (
+    API_VERSION,
+    FIELD_MANAGER,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    metrics,
+    observe,
+    policy_runtime,
+)  # fmt: skip
 from tts_operator import conditions as c
 from tts_operator.credentials import load as load_credentials
 from tts_operator.drift import matches
 from tts_operator.kube import ApiError, KubeClient
+from tts_operator.policy import Plan
 from tts_operator.render import Owner, render_children, tiers_of
 from tts_operator.render.common import LABEL_MANAGED_BY, LABEL_SERVICE, LABEL_TIER, TierName, tier_name
 from tts_operator.render.scaledobject import DEFAULT_PROMETHEUS_ADDRESS
+from tts_operator.scaling_status import decisions, tier_scaling, trim_hpa, trim_scaled_object
 from tts_operator.spec import TTSServiceSpec
 from tts_operator.status import (
+    DECISIONS_KEPT,
     DeploymentState,
+    Live,
     Observed,
     changed_conditions,
     compute_status,
     invalid_spec_status,
+    metrics_verdict,
     status_patch,
+    with_live,
+    with_policy,
 )
 
 MANAGED = {LABEL_MANAGED_BY: FIELD_MANAGER}
 PROMETHEUS_ADDRESS_ENV = "VOICEFLEET_PROMETHEUS_ADDRESS"
+METRICS_INTERVAL_ENV = "VOICEFLEET_METRICS_INTERVAL"
+DEFAULT_METRICS_INTERVAL = 30.0
+# Services read from Prometheus at once; the rest wait for a slot (each read is a worker thread).
+OBSERVE_CONCURRENCY = 8
 KEDA_API = ("keda.sh/v1alpha1", "scaledobjects")
 REPAIR_BACKOFF = (1, 2, 4, 8, 16)
 Key = tuple[str, str]
@@ -65,7 +88,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Kopf adds a finalizer only for timers, daemons and non-optional delete handlers; we have none, but
     # name it after our group so that, if that ever changes, it is recognisable (see operator/README.md).
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -86,10 +109,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # not an attribute: kopf gives each watched object a shallow copy of this memo, so only mutations of
     # shared containers reach the handlers of other objects (Deployments, Pods).
     memo.keda = {"available": True}
+    policy_runtime.start(memo, kwargs["logger"], kwargs, replan)
+    _start_observer(memo, kwargs)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.observer.cancel()
+    await policy_runtime.stop(memo)
     await memo.client.close()
 
 
@@ -133,8 +160,31 @@ def unschedulable_pods(namespace: str, labels: kopf.Labels, status: kopf.Status,
     return {}
 
 
+@kopf.index("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
+def tier_scaled_objects(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    return _by_tier(namespace, labels, trim_scaled_object(body))
+
+
+# KEDA copies the ScaledObject's labels onto the HPA it creates, ours included. kopf starts no handler
+# before every index is filled, so without list/watch on HPAs (chart RBAC) the operator would stall.
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+def tier_hpas(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict:
+    return _by_tier(namespace, labels, trim_hpa(body))
+
+
+def _by_tier(namespace: str, labels: kopf.Labels, value: dict[str, Any]) -> dict:
+    service, tier = labels.get(LABEL_SERVICE), labels.get(LABEL_TIER)
+    if not service or tier not in ("gpu", "cpu"):
+        return {}
+    return {(namespace, service): (tier, value)}
+
+
 def _first(index: kopf.Index, key: Key) -> Any:
     return next(iter(index[key])) if key in index else None
+
+
+def _of_tier(index: kopf.Index, key: Key, tier: TierName) -> Any:
+    return next((value for t, value in index.get(key, []) if t == tier), None)
 
 
 # ---- reconcile ----------------------------------------------------------------------------------------
@@ -163,8 +213,11 @@ async def reconcile(
         raise kopf.PermanentError(f"invalid spec: {error}") from error
     owner = Owner(name, namespace, uid)
     memo.keda["available"] = await memo.client.serves(*KEDA_API)
-    children = _render(owner, parsed, memo)
-    results = await asyncio.gather(*(memo.client.apply(child) for child in children), return_exceptions=True)
+    async with memo.plan_locks[key]:
+        plan = policy_runtime.plan_for(key, parsed, memo, kwargs)
+        policy_runtime.remember(key, plan, memo)  # before applying: drift repair of a child renders with it
+        children = _render(owner, parsed, memo, plan)
+        results = await asyncio.gather(*(memo.client.apply(ch) for ch in children), return_exceptions=True)
     failures = [
         (child, r) for child, r in zip(children, results, strict=True) if isinstance(r, BaseException)
     ]
@@ -190,10 +243,15 @@ async def reconcile(
     await refresh_status(key, memo, logger, **kwargs)
 
 
-def _render(owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo) -> list[dict[str, Any]]:
+def _render(
+    owner: Owner, spec: TTSServiceSpec, memo: kopf.Memo, plan: Plan | None = None
+) -> list[dict[str, Any]]:
+    """`plan`: the policy's bounds to apply; by default the last applied (drift repair keeps them)."""
+    plan = plan or memo.plans.get((owner.namespace, owner.name))
     return render_children(
-        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"]
-    )
+        owner, spec, prometheus_address=memo.prometheus_address, keda_available=memo.keda["available"],
+        bounds=plan.tiers if plan is not None else None,
+    )  # fmt: skip
 
 
 async def _prune_removed_tiers(
@@ -274,15 +332,19 @@ async def pod_changed(
     namespace: str, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
 ) -> None:
     # Only scheduling matters here (GPU shortage); readiness arrives through the Deployment's status.
-    await refresh_status((namespace, labels.get(LABEL_SERVICE, "")), memo, logger, **kwargs)
+    key = (namespace, labels.get(LABEL_SERVICE, ""))
+    await replan(key, memo, logger, **kwargs)  # GPU pods stuck or placed again: CPU fallback
+    await refresh_status(key, memo, logger, **kwargs)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def service_gone(type: str | None, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
         key = (namespace, name)
-        for state in (memo.applied, memo.errors, memo.last_status, memo.locks):
+        for state in (memo.applied, memo.errors, memo.last_status, memo.locks, memo.live, memo.scaling_seen,
+                      memo.scaling_decisions):  # fmt: skip
             state.pop(key, None)
+        policy_runtime.forget_service(key, memo)
         metrics.MANAGED.set(len(memo.applied))
 
 
@@ -312,12 +374,17 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
             keda_available=memo.keda["available"],
         )
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        recorded: list[dict[str, Any]] = []  # the policy's decisions this status write records
         if spec is None:
             new = invalid_spec_status(observed, invalid, previous, now)
         else:
             new = compute_status(owner, spec, observed, previous, now)
+            recorded = list(memo.pending_decisions.get(key, ()))
+            new = with_policy(new, memo.plans.get(key), previous, recorded)
+        new = with_live(new, previous, _live(key, spec, memo, previous, kwargs), entry["generation"], now)
         patch = status_patch(previous, new)
         if patch is None:
+            policy_runtime.drop_recorded(key, memo, recorded)
             return
         try:
             await memo.client.patch_status(key[0], key[1], patch)
@@ -326,9 +393,107 @@ async def refresh_status(key: Key, memo: kopf.Memo, logger: logging.Logger, **kw
                 return
             raise
         metrics.STATUS_UPDATES.inc()
+        policy_runtime.drop_recorded(key, memo, recorded)
         for cond in changed_conditions(previous, new):
             await _post_event(memo.client, owner, cond, logger)
         memo.last_status[key] = new
+
+
+
+# ---- live status: Prometheus read by a background loop, KEDA/HPA state by watches ----------------------
+
+
+def _start_observer(memo: kopf.Memo, kwargs: dict[str, Any]) -> None:
+    """Start the loop that reads live metrics. An asyncio task, not a kopf timer: timers put a finalizer
+    on every TTSService, and this operator adds none."""
+    memo.live = {}  # Key -> (LiveMetrics, MetricsVerdict, tiers ready at that read)
+    memo.scaling_seen = {}  # Key -> {tier: TierScaling last read}
+    memo.scaling_decisions = {}  # Key -> KEDA/HPA decisions not yet in the status
+    interval = float(os.environ.get(METRICS_INTERVAL_ENV) or DEFAULT_METRICS_INTERVAL)
+    indices = {name: value for name, value in kwargs.items() if isinstance(value, kopf.Index)}
+    logger = logging.getLogger("tts_operator.observe")
+    memo.observer = asyncio.create_task(_observe_forever(memo, indices, interval, logger))
+
+
+async def _observe_forever(
+    memo: kopf.Memo, indices: dict[str, kopf.Index], interval: float, logger: logging.Logger
+) -> None:
+    limit = asyncio.Semaphore(OBSERVE_CONCURRENCY)
+    timeout = min(observe.DEFAULT_TIMEOUT_SECONDS, max(1.0, interval))
+    while True:
+        started = time.monotonic()
+        # Only services this operator reconciled: a standby replica (peering) reconciles nothing.
+        keys = [key for key in list(indices["ttsservices"]) if key in memo.applied]
+        await asyncio.gather(*(_observe_one(key, memo, indices, limit, timeout, logger) for key in keys))
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+async def _observe_one(
+    key: Key, memo: kopf.Memo, indices: dict[str, kopf.Index], limit: asyncio.Semaphore, timeout: float,
+    logger: logging.Logger,
+) -> None:  # fmt: skip
+    try:
+        entry = _first(indices["ttsservices"], key)
+        if entry is None or entry["deleting"]:
+            return
+        try:
+            spec = TTSServiceSpec.model_validate(entry["spec"])
+        except ValidationError:
+            return
+        if not spec.autoscaling.enabled:
+            memo.live.pop(key, None)  # the reconcile of that spec change took the live keys out
+            return
+        address = spec.autoscaling.prometheus_address or memo.prometheus_address
+        ready_now = {tier for tier, state in indices["tier_deployments"].get(key, []) if state.ready > 0}
+        async with limit:
+            found = await observe.observe(key[0], key[1], spec, address, timeout)
+        ready_before = memo.live[key][2] if key in memo.live else set()
+        memo.live[key] = (found, metrics_verdict(spec, found, ready_now & ready_before), ready_now)
+        await refresh_status(key, memo, logger, **indices)
+    except Exception:  # one service's trouble must not end the loop for all
+        logger.exception("live status of %s/%s failed", *key)
+
+
+def _live(
+    key: Key, spec: TTSServiceSpec | None, memo: kopf.Memo, previous: dict[str, Any], kwargs: dict[str, Any]
+) -> Live | None:
+    """What with_live adds to the status of `key`; None when autoscaling is off (the live keys go)."""
+    if spec is None or not spec.autoscaling.enabled:
+        return None
+    found, verdict, _ready = memo.live.get(key, (None, None, set()))
+    active = {}
+    for tier in tiers_of(spec):
+        scaled_object = _of_tier(kwargs["tier_scaled_objects"], key, tier)
+        if scaled_object is not None:
+            active[tier] = list(tier_scaling(tier, scaled_object, None).active_triggers)
+    recorded = previous.get("decisions") or []
+    pending = [d for d in memo.scaling_decisions.get(key, []) if d not in recorded][-DECISIONS_KEPT:]
+    memo.scaling_decisions[key] = pending
+    return Live(found, verdict, active, pending)
+
+
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+async def scaling_changed(
+    namespace: str, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any
+) -> None:
+    """A tier's ScaledObject or HPA changed: note KEDA's and the HPA's decisions, refresh the status."""
+    key, tier = (namespace, labels.get(LABEL_SERVICE, "")), labels.get(LABEL_TIER)
+    if tier not in ("gpu", "cpu"):
+        return
+    current = tier_scaling(
+        tier, _of_tier(kwargs["tier_scaled_objects"], key, tier), _of_tier(kwargs["tier_hpas"], key, tier)
+    )
+    seen = memo.scaling_seen.setdefault(key, {})
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = decisions(seen.get(tier), current, now)
+    seen[tier] = current
+    if key not in memo.applied:
+        return
+    for decision in found:
+        logger.info("%s tier: %s %s (%s)", tier, decision["source"], decision["action"], decision["reason"])
+    memo.scaling_decisions.setdefault(key, []).extend(found)
+    await refresh_status(key, memo, logger, **kwargs)
 
 
 async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], logger: logging.Logger) -> None:
@@ -360,3 +525,54 @@ async def _post_event(client: KubeClient, owner: Owner, cond: dict[str, Any], lo
         metrics.EVENTS_POSTED.labels(cond["reason"]).inc()
     except ApiError as error:  # an Event is best effort; never fail a reconcile over it
         logger.warning("could not post event %s: %s", cond["reason"], error)
+
+
+# ---- operator policy: schedule bounds, CPU fallback, pre-warm (policy.py decides, policy_runtime.py ----
+# keeps its state and loops; here only the pod index it reads and the re-plan that applies it)
+
+
+@kopf.index("v1", "pods", labels=MANAGED)
+def gpu_pending_since(namespace: str, labels: kopf.Labels, status: kopf.Status, **_: Any) -> dict:
+    """GPU pods the scheduler cannot place, with since when (their PodScheduled=False transition)."""
+    if labels.get(LABEL_TIER) != "gpu":
+        return {}
+    for cond in status.get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled", "False", "Unschedulable"
+        ):
+            return {(namespace, labels.get(LABEL_SERVICE, "")): cond.get("lastTransitionTime") or ""}
+    return {}
+
+
+async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
+    """Decide again and, when the bounds moved, apply the ScaledObjects (or, without KEDA, the
+    Deployments) and refresh status. Cheap when nothing changed: no API call."""
+    entry = _first(kwargs["ttsservices"], key)
+    if entry is None or entry["deleting"] or key not in memo.applied:
+        return
+    try:
+        spec = TTSServiceSpec.model_validate(entry["spec"])
+    except ValidationError:
+        return
+    if not spec.autoscaling.enabled:
+        return
+    async with memo.plan_locks[key]:
+        plan = policy_runtime.plan_for(key, spec, memo, kwargs)
+        before = memo.plans.get(key)
+        if before is not None and before.tiers == plan.tiers and before.prewarm == plan.prewarm:
+            memo.plans[key] = plan  # same bounds; keep the fresher next_change
+            policy_runtime.wake_if_sooner(before, plan, memo)
+            return
+        kind = "ScaledObject" if memo.keda["available"] else "Deployment"
+        owner = Owner(key[1], key[0], entry["uid"])
+        policy_runtime.remember(key, plan, memo)
+        children = [ch for ch in _render(owner, spec, memo, plan) if ch["kind"] == kind]
+        try:
+            for child in children:
+                await memo.client.apply(child)
+        except ApiError as error:
+            policy_runtime.forget(key, plan, before, memo)  # so the next pass of the policy loop tries again
+            logger.warning("applying the policy's bounds failed (%s)", error)
+            return
+    logger.info("policy bounds now %s", plan.bounds())
+    await refresh_status(key, memo, logger, **kwargs)

@@ -268,15 +268,38 @@ CronExpression = Annotated[
 ]
 
 
+_SCHEDULE_RULES = {
+    "x-kubernetes-validations": [
+        {"rule": "self.start != self.end", "message": "a schedule's start and end must differ"},
+        {
+            "rule": "has(self.minReplicas) || has(self.maxReplicas) || has(self.warmFloor)",
+            "message": "a schedule needs at least one of minReplicas, maxReplicas, warmFloor",
+        },
+        {
+            "rule": "!has(self.minReplicas) || !has(self.maxReplicas) "
+            "|| self.minReplicas <= self.maxReplicas",
+            "message": "a schedule's minReplicas must be less than or equal to its maxReplicas",
+        },
+        {
+            "rule": "!has(self.warmFloor) || !has(self.maxReplicas) || self.warmFloor <= self.maxReplicas",
+            "message": "a schedule's warmFloor must be less than or equal to its maxReplicas",
+        },
+    ]
+}
+
+
 class Schedule(_Model):
-    """A cron window during which a tier keeps at least `minReplicas` (pre-warming for known peaks)."""
+    """A cron window that changes a tier's replica bounds while it is open.
+
+    `minReplicas` becomes a KEDA cron trigger ("at least N" while open, other triggers may ask for
+    more). `maxReplicas` and `warmFloor` have no KEDA equivalent (no per-window min/max there), so the
+    operator sets the ScaledObject's maxReplicaCount / minReplicaCount while the window is open.
+    """
 
     # Windows may cross midnight (start '0 22 * * *', end '0 6 * * *'); day-of-week fields are the days
     # the window starts and ends, so a Friday-night window is start '0 22 * * 5', end '0 6 * * 6'.
 
-    model_config = ConfigDict(
-        json_schema_extra=cel("self.start != self.end", "a schedule's start and end must differ")
-    )
+    model_config = ConfigDict(json_schema_extra=_SCHEDULE_RULES)
 
     name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="Unique name of the window.")
     start: CronExpression = Field(
@@ -290,14 +313,33 @@ class Schedule(_Model):
         description="IANA time zone of start and end, e.g. Asia/Shanghai.",
     )  # fmt: skip
     tier: Literal["gpu", "cpu"] = Field("gpu", description="The tier the window applies to.")
-    min_replicas: int = Field(
-        1, ge=1, le=1000, description="Replicas to hold at least during the window (a KEDA cron trigger)."
-    )
+    min_replicas: int | None = Field(
+        None, ge=1, le=1000,
+        description="Replicas to hold at least during the window (a KEDA cron trigger).",
+    )  # fmt: skip
+    max_replicas: int | None = Field(
+        None, ge=1, le=1000,
+        description="Ceiling during the window (the operator lowers maxReplicaCount); capped at the tier's "
+        "maxReplicas. Overlapping windows: the lowest ceiling wins, but never below the floor in force.",
+    )  # fmt: skip
+    warm_floor: int | None = Field(
+        None, ge=0, le=1000,
+        description="The tier's floor during the window, instead of autoscaling.warmFloor; may be lower "
+        "(0 lets the tier sleep at night) or higher. Overlapping windows: a raising window wins, else "
+        "the lowest.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
-    def _start_differs(self) -> Schedule:
+    def _consistent(self) -> Schedule:
         if self.start == self.end:
             raise ValueError("a schedule's start and end must differ")
+        if self.min_replicas is None and self.max_replicas is None and self.warm_floor is None:
+            raise ValueError("a schedule needs at least one of minReplicas, maxReplicas, warmFloor")
+        if self.max_replicas is not None:
+            if self.min_replicas is not None and self.min_replicas > self.max_replicas:
+                raise ValueError("a schedule's minReplicas must be less than or equal to its maxReplicas")
+            if self.warm_floor is not None and self.warm_floor > self.max_replicas:
+                raise ValueError("a schedule's warmFloor must be less than or equal to its maxReplicas")
         return self
 
 
@@ -355,6 +397,30 @@ class Behavior(_Model):
     scale_down: ScalingRules = Field(default_factory=ScalingRules, description="Scale-down behaviour.")
 
 
+class CPUFallback(_Model):
+    """Serve from the CPU tier while GPU pods cannot be scheduled (no free GPU, quota, node pool down)."""
+
+    enabled: bool = Field(True, description="Raise the CPU tier's floor while GPU pods stay Pending.")
+    after_seconds: int = Field(
+        120, ge=0, le=3600,
+        description="How long GPU pods must have been unschedulable before the CPU floor rises.",
+    )  # fmt: skip
+
+
+class Prewarm(_Model):
+    """Predictive pre-warm from the service's own queue-depth history in Prometheus.
+
+    The forecast is always shown in status.prewarm while autoscaling is on; it raises floors only when
+    enabled.
+    """
+
+    enabled: bool = Field(False, description="Raise floors ahead of a forecast peak (else status only).")
+    lookback_days: int = Field(7, ge=1, le=28, description="Days of history the forecast reads.")
+    horizon_minutes: int = Field(
+        60, ge=5, le=360, description="How far ahead to look for a recurring peak."
+    )
+
+
 class Autoscaling(_Model):
     """How tiers scale: one KEDA ScaledObject per tier, bounded by the tier's maxReplicas and warm floor."""
 
@@ -402,9 +468,15 @@ class Autoscaling(_Model):
     schedules: list[Schedule] = Field(
         default_factory=list,
         max_length=16,
-        description="Cron windows with a replica floor.",
+        description="Cron windows that raise the floor (minReplicas), lower the ceiling (maxReplicas) or "
+        "replace the warm floor (warmFloor) of one tier.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    cpu_fallback: CPUFallback = Field(
+        default_factory=CPUFallback,
+        description="Raise the CPU tier's floor while GPU pods are unschedulable.",
+    )
+    prewarm: Prewarm = Field(default_factory=Prewarm, description="Predictive pre-warm (forecast).")
 
 
 class ServiceSpec(_Model):
@@ -436,8 +508,12 @@ class PodOverrides(_Model):
 _SCHEDULE_FITS_TIER = (
     "!has(self.autoscaling) || !has(self.autoscaling.schedules) || !self.autoscaling.enabled || "
     "self.autoscaling.schedules.all(s, "
-    "s.tier == 'gpu' ? has(self.tiers.gpu) && s.minReplicas <= self.tiers.gpu.maxReplicas "
-    ": has(self.tiers.cpu) && s.minReplicas <= self.tiers.cpu.maxReplicas)"
+    "s.tier == 'gpu' ? has(self.tiers.gpu) "
+    "&& (!has(s.minReplicas) || s.minReplicas <= self.tiers.gpu.maxReplicas) "
+    "&& (!has(s.warmFloor) || s.warmFloor <= self.tiers.gpu.maxReplicas) "
+    ": has(self.tiers.cpu) "
+    "&& (!has(s.minReplicas) || s.minReplicas <= self.tiers.cpu.maxReplicas) "
+    "&& (!has(s.warmFloor) || s.warmFloor <= self.tiers.cpu.maxReplicas))"
 )
 
 
@@ -447,7 +523,8 @@ class TTSServiceSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             _SCHEDULE_FITS_TIER,
-            "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas",
+            "each autoscaling schedule needs its tier, and minReplicas and warmFloor <= that tier's "
+            "maxReplicas",
         )
     )
 
@@ -484,9 +561,11 @@ class TTSServiceSpec(_Model):
             return self
         for schedule in self.autoscaling.schedules:
             tier = self.tiers.gpu if schedule.tier == "gpu" else self.tiers.cpu
-            if tier is None or schedule.min_replicas > tier.max_replicas:
+            floors = [n for n in (schedule.min_replicas, schedule.warm_floor) if n is not None]
+            if tier is None or any(n > tier.max_replicas for n in floors):
                 raise ValueError(
-                    "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas"
+                    "each autoscaling schedule needs its tier, and minReplicas and warmFloor <= that "
+                    "tier's maxReplicas"
                 )
         return self
 

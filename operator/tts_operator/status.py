@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tts_operator import conditions as c
+from tts_operator.observe import LiveMetrics
 from tts_operator.render import Owner, tiers_of
 from tts_operator.render.common import TierName
 from tts_operator.render.scaledobject import warm_floor
 from tts_operator.render.service import endpoint
 from tts_operator.spec import TTSServiceSpec
+
+if TYPE_CHECKING:
+    from tts_operator.policy import Plan
 
 
 @dataclass(frozen=True)
@@ -237,3 +242,144 @@ def record_decisions(
             continue
         kept.append(decision)
     return kept[-limit:]
+
+
+def with_policy(
+    status: dict[str, Any], plan: Plan | None, previous: dict[str, Any], decisions: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """`status` plus what the operator's policy put in force: tiers[*].minReplicas/maxReplicas (the
+    bounds now), prewarm, and its not yet recorded decisions appended to status.decisions."""
+    old_tiers = previous.get("tiers") or {}
+    for tier, fields in status.get("tiers", {}).items():
+        bounds = plan.tiers.get(tier) if plan is not None else None
+        if bounds is not None:
+            fields["minReplicas"], fields["maxReplicas"] = bounds.min_replicas, bounds.max_replicas
+        else:
+            # Merge patches keep keys they are not told to drop: clear bounds no policy sets any more.
+            for name in ("minReplicas", "maxReplicas"):
+                if (old_tiers.get(tier) or {}).get(name) is not None:
+                    fields[name] = None
+    if plan is not None and plan.prewarm is not None:
+        status["prewarm"] = plan.prewarm
+    elif (plan is None or not plan.tiers) and previous.get("prewarm") is not None:
+        status["prewarm"] = None  # autoscaling off: no forecast to show
+    if decisions:
+        kept = status.get("decisions", previous.get("decisions"))
+        status["decisions"] = record_decisions(kept, list(decisions))
+    return status
+
+
+# ---- live keys: metrics read by the observer loop, KEDA/HPA state read by the watches ----------------
+
+# Written by with_live on top of compute_status; compute_status never writes them.
+LIVE_METRIC_KEYS = ("queueDepth", "gpuUtilization", "timeToFirstAudioP95Seconds")
+ACTIVE_TRIGGERS = "activeTriggers"
+# (True/False, reason, message) of MetricsUnavailable.
+MetricsVerdict = tuple[bool, str, str]
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the status shows beyond compute_status, for a service with autoscaling on."""
+
+    # None: not read since the operator started; the status keeps what it shows until the first read.
+    metrics: LiveMetrics | None = None
+    verdict: MetricsVerdict | None = None
+    # Per tier that has a ScaledObject: the triggers KEDA reports active.
+    active_triggers: dict[TierName, list[str]] = field(default_factory=dict)
+    # Decisions seen by the watches and not yet in the status (recorded once: see with_live).
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def metrics_verdict(spec: TTSServiceSpec, metrics: LiveMetrics, ready: set[TierName]) -> MetricsVerdict:
+    """MetricsUnavailable from one round and the tiers that have had ready pods since the last round.
+
+    Missing series count only for tiers whose pods were ready a whole round ago, so a pod that has not
+    been scraped yet is no alarm. Unattributed GPU metrics are MetricsUnavailable, not Degraded: the
+    service serves, but the GPU trigger fails (ignoreNullValues "false") and KEDA's fallback holds
+    replicas instead of following load, which is what this condition is about.
+    """
+    where = f"Prometheus at {metrics.address}"
+    if metrics.error is not None:
+        return True, c.PROMETHEUS_UNREACHABLE, metrics.error
+    missing = [t for t in tiers_of(spec) if t in ready and metrics.tiers[t].queue_depth is None]
+    if missing:
+        pods = ", ".join(missing)
+        return True, c.SERVER_METRICS_MISSING, (
+            f"{where} has no tts_queue_depth series for the ready {pods} pod(s) (labels namespace, pod): "
+            "are they scraped (PodMonitor or pod discovery)? KEDA reads a missing queue as 0."
+        )  # fmt: skip
+    if "gpu" in ready and spec.tiers.gpu is not None and metrics.tiers["gpu"].gpu_utilization is None:
+        labels = spec.autoscaling.dcgm_labels
+        return True, c.GPU_METRICS_UNATTRIBUTED, (
+            f"{where} has no DCGM_FI_DEV_GPU_UTIL series attributed to the ready GPU pods by the labels "
+            f"{labels.namespace} / {labels.pod} (spec.autoscaling.dcgmLabels): the gpu-utilization trigger "
+            "fails and KEDA's fallback holds the current replicas. Check dcgm-exporter's pod mapping and "
+            "whether Prometheus renames its labels (honorLabels)."
+        )  # fmt: skip
+    return False, c.METRICS_AVAILABLE, f"queue depth, GPU utilization and latency come from {where}"
+
+
+def _put(target: dict[str, Any], key: str, value: Any, prior: dict[str, Any]) -> None:
+    """Set a live key; an absent value removes it (a merge patch removes only keys set to null)."""
+    if value is not None:
+        target[key] = value
+    elif key in prior:
+        target[key] = None
+
+
+def with_live(
+    new: dict[str, Any], previous: dict[str, Any], live: Live | None, generation: int, now: str
+) -> dict[str, Any]:
+    """`new` plus the live keys (`live` None: autoscaling is off, remove them).
+
+    Keys this function does not know pass through; keys it owns are always set or explicitly removed,
+    so the patch neither wipes them nor leaves stale ones. Pending decisions already in the status are
+    not appended again, so a failed write simply carries them to the next one.
+    """
+    out = dict(new)
+    prior_tiers = previous.get("tiers") or {}
+    tiers = {tier: dict(values) for tier, values in (new.get("tiers") or {}).items()}
+    out["tiers"] = tiers
+    metrics = live.metrics if live is not None else None
+    for tier, values in tiers.items():
+        prior = prior_tiers.get(tier) or {}
+        if live is not None and metrics is None:
+            found = [prior.get(key) for key in LIVE_METRIC_KEYS]
+        elif metrics is not None and metrics.error is None and tier in metrics.tiers:
+            m = metrics.tiers[tier]
+            found = [m.queue_depth, m.gpu_utilization, m.time_to_first_audio_p95_seconds]
+        else:
+            found = [None] * len(LIVE_METRIC_KEYS)
+        for key, value in zip(LIVE_METRIC_KEYS, found, strict=True):
+            _put(values, key, value, prior)
+        triggers = live.active_triggers.get(tier) if live is not None else None
+        _put(values, ACTIVE_TRIGGERS, triggers, prior)
+    if live is not None and metrics is None:
+        queue, observed_at = previous.get("queueDepth"), previous.get("metricsObservedAt")
+    elif metrics is not None:
+        total = metrics.queue_depth if metrics.error is None else None
+        queue = round(total) if total is not None else None
+        # On errors this stays the time of the last successful read.
+        observed_at = metrics.observed_at if metrics.error is None else previous.get("metricsObservedAt")
+    else:
+        queue, observed_at = None, None
+    _put(out, "queueDepth", queue, previous)
+    _put(out, "metricsObservedAt", observed_at, previous)
+    if live is None:
+        return out
+    if live.decisions:
+        base = list(out.get("decisions", previous.get("decisions")) or [])
+        out["decisions"] = record_decisions(base, [d for d in live.decisions if d not in base])
+    prior_condition = next(
+        (cond for cond in previous.get("conditions") or [] if cond.get("type") == c.METRICS_UNAVAILABLE), None
+    )
+    conditions = [cond for cond in out.get("conditions") or [] if cond.get("type") != c.METRICS_UNAVAILABLE]
+    if live.verdict is not None:
+        condition = _condition(c.METRICS_UNAVAILABLE, *live.verdict, generation)
+        _stamp_transitions([condition], previous, now)
+        conditions.append(condition)
+    elif prior_condition is not None:
+        conditions.append(prior_condition)
+    out["conditions"] = conditions
+    return out

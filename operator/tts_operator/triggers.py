@@ -24,7 +24,7 @@ HPA delays), the latency guard and cron floors combine as "whoever asks for most
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -106,11 +106,40 @@ def time_to_first_audio_p95_query(namespace: str, name: str, tier: TierName, win
     replicas. Without traffic ``histogram_quantile`` yields NaN (0/0 rates), which KEDA cannot use;
     ``>= 0`` drops NaN and ``or vector(0)`` turns "no traffic" into "no latency problem".
     """
+    return f"({_time_to_first_audio_p95(namespace, name, tier, window_seconds)}) or vector(0)"
+
+
+def _time_to_first_audio_p95(namespace: str, name: str, tier: TierName, window_seconds: int) -> str:
     selector = _selector(SERVER_NAMESPACE_LABEL, SERVER_POD_LABEL, namespace, name, (tier,))
     return (
-        f"(histogram_quantile(0.95, sum by (le) (rate({TTFA_METRIC}_bucket{{{selector}}}"
-        f"[{duration(window_seconds)}]))) >= 0) or vector(0)"
+        f"histogram_quantile(0.95, sum by (le) (rate({TTFA_METRIC}_bucket{{{selector}}}"
+        f"[{duration(window_seconds)}]))) >= 0"
     )
+
+
+# ---- the same signals as the status shows them (read by observe.py, never by KEDA) ----------------------
+
+
+def queue_depth_now_query(namespace: str, name: str, tiers: tuple[TierName, ...]) -> str:
+    """Requests queued over the tiers' pods at the instant of evaluation (the trigger holds it for a
+    window; status shows what is queued now). Empty when Prometheus has no series of those pods."""
+    selector = _selector(SERVER_NAMESPACE_LABEL, SERVER_POD_LABEL, namespace, name, tiers)
+    return f"sum({QUEUE_DEPTH_METRIC}{{{selector}}})"
+
+
+def gpu_utilization_mean_query(namespace: str, name: str, labels: DCGMLabels) -> str:
+    """Mean GPU utilization (%) of the GPU tier's pods at the latest DCGM sample: per pod over its GPUs,
+    then over the pods (the trigger's sum divided by the pod count, without its window)."""
+    selector = _selector(labels.namespace, labels.pod, namespace, name, ("gpu",))
+    return f"avg(avg by ({labels.namespace}, {labels.pod}) ({GPU_UTIL_METRIC}{{{selector}}}))"
+
+
+def time_to_first_audio_p95_observed_query(
+    namespace: str, name: str, tier: TierName, window_seconds: int
+) -> str:
+    """The trigger's p95 without ``or vector(0)``: empty when nothing was served in the window, so the
+    status shows no latency rather than a latency of 0."""
+    return _time_to_first_audio_p95(namespace, name, tier, window_seconds)
 
 
 def prometheus_trigger(
@@ -153,6 +182,8 @@ def cron_trigger(schedule: Schedule) -> dict[str, Any]:
     while the window is open; other triggers may still ask for more. Windows crossing midnight need
     nothing special: KEDA compares the latest start with the latest end.
     """
+    if schedule.min_replicas is None:
+        raise ValueError(f"schedule {schedule.name} has no minReplicas; its bounds are the operator's")
     return {
         "type": "cron",
         "name": SCHEDULE_PREFIX + schedule.name,
@@ -227,14 +258,48 @@ def parse_cron(expr: str) -> Cron:
     return Cron(*fields[:4], frozenset(d % 7 for d in fields[4]), parts[2] == "*", parts[4] == "*")
 
 
+def _day_matches(cron: Cron, t: datetime) -> bool:
+    return cron.matches(t.replace(minute=min(cron.minutes), hour=min(cron.hours)))
+
+
 def _latest(cron: Cron, now: datetime, horizon: timedelta) -> datetime | None:
+    """The latest wall-clock minute at or before `now` that matches, within `horizon` (else None).
+
+    Walks back in local wall-clock time (aware datetimes in one ZoneInfo add and subtract as wall
+    clocks), skipping whole days and hours that cannot match, so an 8-day horizon costs little.
+    """
     t = now.replace(second=0, microsecond=0)
     stop = t - horizon
     while t > stop:
-        if cron.matches(t):
+        if not _day_matches(cron, t):
+            t = t.replace(hour=0, minute=0) - timedelta(minutes=1)
+        elif t.hour not in cron.hours:
+            t = t.replace(minute=0) - timedelta(minutes=1)
+        elif t.minute in cron.minutes:
             return t
-        t -= timedelta(minutes=1)
+        else:
+            t -= timedelta(minutes=1)
     return None
+
+
+def _next(cron: Cron, now: datetime, horizon: timedelta) -> datetime | None:
+    """The first wall-clock minute strictly after `now` that matches, within `horizon` (else None)."""
+    t = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    stop = t + horizon
+    while t < stop:
+        if not _day_matches(cron, t):
+            t = t.replace(hour=0, minute=0) + timedelta(days=1)
+        elif t.hour not in cron.hours:
+            t = t.replace(minute=0) + timedelta(hours=1)
+        elif t.minute in cron.minutes:
+            return t
+        else:
+            t += timedelta(minutes=1)
+    return None
+
+
+# Weekly windows need a week; a day more covers the window that opened just before the week began.
+_HORIZON = timedelta(days=8)
 
 
 def window_open(schedule: Schedule, now: datetime) -> bool:
@@ -244,9 +309,46 @@ def window_open(schedule: Schedule, now: datetime) -> bool:
     is not older than the latest end: the start minute is inside, the end minute is outside.
     """
     local = now.astimezone(ZoneInfo(schedule.timezone))
-    horizon = timedelta(days=8)
-    start = _latest(parse_cron(schedule.start), local, horizon)
+    start = _latest(parse_cron(schedule.start), local, _HORIZON)
     if start is None:
         return False
-    end = _latest(parse_cron(schedule.end), local, horizon)
+    end = _latest(parse_cron(schedule.end), local, _HORIZON)
     return end is None or start > end
+
+
+def _instant(wall: datetime) -> datetime:
+    """The UTC instant of a local wall-clock minute; a minute inside a spring-forward gap (02:30 on the
+    night clocks jump from 02:00 to 03:00) does not exist and becomes the jump itself (03:00)."""
+    for _ in range(24 * 60):
+        utc = wall.astimezone(timezone.utc)
+        if utc.astimezone(wall.tzinfo).replace(tzinfo=None) == wall.replace(tzinfo=None):
+            return utc
+        wall += timedelta(minutes=1)
+    raise ValueError(f"no such local time near {wall}")
+
+
+def next_edge(schedule: Schedule, now: datetime) -> datetime | None:
+    """The next instant (UTC) after `now` at which the window opens or closes, within 8 days.
+
+    Edges are wall-clock minutes in the schedule's time zone; one that falls into a spring-forward gap
+    takes effect when the clocks jump, which is also when `window_open` (comparing wall clocks) first
+    sees the change.
+    """
+    local = now.astimezone(ZoneInfo(schedule.timezone))
+    edges = [e for e in (_next(parse_cron(schedule.start), local, _HORIZON),
+                         _next(parse_cron(schedule.end), local, _HORIZON)) if e is not None]  # fmt: skip
+    return min((_instant(e) for e in edges), default=None)
+
+
+def describe(schedule: Schedule) -> str:
+    """'night (01:00-07:00 Asia/Shanghai)' for daily windows, else the cron expressions."""
+
+    def clock(expr: str) -> str | None:
+        minute, hour, *rest = expr.split()
+        if rest == ["*", "*", "*"] and minute.isdigit() and hour.isdigit():
+            return f"{int(hour):02d}:{int(minute):02d}"
+        return None
+
+    start, end = clock(schedule.start), clock(schedule.end)
+    span = f"{start}-{end}" if start and end else f"'{schedule.start}' to '{schedule.end}'"
+    return f"{schedule.name} ({span} {schedule.timezone})"

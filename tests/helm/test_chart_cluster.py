@@ -227,6 +227,7 @@ NEEDED_IN_NAMESPACE = [
         for verb in ("get", "list", "watch", "create", "patch", "update", "delete")
     ),
     *(f"{verb} pods" for verb in ("get", "list", "watch")),
+    *(f"{verb} horizontalpodautoscalers.autoscaling" for verb in ("get", "list", "watch")),
     "create events",
 ]
 # kopf's discovery of resources and namespaces.
@@ -248,6 +249,7 @@ REFUSED_ANYWHERE = [
     "create serviceaccounts",
     "create rolebindings.rbac.authorization.k8s.io",
     "update deployments.apps",
+    "patch horizontalpodautoscalers.autoscaling",  # KEDA owns them; the operator only reads
 ]
 REFUSED_CLUSTER_WIDE = [
     "create customresourcedefinitions.apiextensions.k8s.io",

@@ -63,8 +63,19 @@ def test_examples_are_valid(example):
         ({"tiers": {"gpu": {"minReplicas": 3, "maxReplicas": 2}}}, "minReplicas must be less than or equal"),
         ({"model": {"source": "local"}}, "model.path is required"),
         ({"model": {"source": "huggingface"}}, "model.id is required"),
+        ({"autoscaling": {"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *"}]}},
+         "at least one of minReplicas, maxReplicas, warmFloor"),
+        ({"autoscaling": {"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *",
+                                         "warmFloor": 3, "maxReplicas": 2}]}},
+         "warmFloor must be less than or equal to its maxReplicas"),
+        ({"autoscaling": {"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *",
+                                         "minReplicas": 3, "maxReplicas": 2}]}},
+         "minReplicas must be less than or equal to its maxReplicas"),
+        ({"autoscaling": {"enabled": True, "schedules": [{"name": "w", "start": "0 8 * * *",
+                                                          "end": "0 9 * * *", "warmFloor": 5}]}},
+         "minReplicas and warmFloor <= that tier's maxReplicas"),
     ],
-)
+)  # fmt: skip
 def test_models_enforce_the_cel_rules_too(spec, message):
     body = {"engine": "baker", "model": {"source": "builtin", "id": "x"}, "tiers": {"gpu": {}}, **spec}
     with pytest.raises(ValidationError, match=message):

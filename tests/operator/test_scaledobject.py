@@ -121,7 +121,11 @@ def test_operator_wide_prometheus_default():
          "cpu",
          [{"type": "cron", "name": "schedule-night", "metadata": {
              "timezone": "UTC", "start": "0 22 * * *", "end": "0 6 * * *", "desiredReplicas": "3"}}]),
-        ([{"name": "night", "start": "0 22 * * *", "end": "0 6 * * *", "tier": "cpu"}], "gpu", []),
+        ([{"name": "night", "start": "0 22 * * *", "end": "0 6 * * *", "tier": "cpu", "minReplicas": 2}],
+         "gpu", []),
+        # Ceilings and warm floors are the operator's (no KEDA equivalent), not cron triggers.
+        ([{"name": "cap", "start": "0 22 * * *", "end": "0 6 * * *", "maxReplicas": 2, "warmFloor": 0}],
+         "gpu", []),
     ],
 )  # fmt: skip
 def test_cron_windows_go_to_their_tier(schedules, tier, expected):

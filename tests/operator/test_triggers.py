@@ -144,7 +144,7 @@ WINDOWS = [
 
 @pytest.mark.parametrize(("start", "end", "zone", "at", "is_open"), WINDOWS)
 def test_window_open(start, end, zone, at, is_open):
-    schedule = Schedule(name="w", start=start, end=end, timezone=zone)
+    schedule = Schedule(name="w", start=start, end=end, timezone=zone, min_replicas=1)
     assert t.window_open(schedule, utc(at)) is is_open
 
 

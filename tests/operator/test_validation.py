@@ -101,8 +101,8 @@ INVALID = [
         spec_with(
             autoscaling={
                 "schedules": [
-                    {"name": "peak", "start": "0 8 * * *", "end": "0 9 * * *"},
-                    {"name": "peak", "start": "0 18 * * *", "end": "0 19 * * *"},
+                    {"name": "peak", "start": "0 8 * * *", "end": "0 9 * * *", "minReplicas": 1},
+                    {"name": "peak", "start": "0 18 * * *", "end": "0 19 * * *", "minReplicas": 1},
                 ]
             }
         ),
@@ -110,7 +110,8 @@ INVALID = [
     ),
     (
         "schedule start equals end",
-        spec_with(autoscaling={"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 8 * * *"}]}),
+        spec_with(autoscaling={"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 8 * * *",
+                                              "minReplicas": 1}]}),
         "a schedule's start and end must differ",
     ),
     (
@@ -122,12 +123,51 @@ INVALID = [
         "schedule above its tier's maximum",
         spec_with(autoscaling={"enabled": True, "schedules": [
             {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "cpu", "minReplicas": 5}]}),
-        "each autoscaling schedule needs its tier, and minReplicas <= that tier's maxReplicas",
+        "each autoscaling schedule needs its tier, and minReplicas and warmFloor <= that tier's maxReplicas",
+    ),
+    (
+        "schedule warm floor above its tier's maximum",
+        spec_with(autoscaling={"enabled": True, "schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "cpu", "warmFloor": 5}]}),
+        "each autoscaling schedule needs its tier, and minReplicas and warmFloor <= that tier's maxReplicas",
+    ),
+    (
+        "schedule without any bound",
+        spec_with(autoscaling={"schedules": [{"name": "w", "start": "0 8 * * *", "end": "0 9 * * *"}]}),
+        "a schedule needs at least one of minReplicas, maxReplicas, warmFloor",
+    ),
+    (
+        "schedule minReplicas above its maxReplicas",
+        spec_with(autoscaling={"schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "minReplicas": 3, "maxReplicas": 2}]}),
+        "a schedule's minReplicas must be less than or equal to its maxReplicas",
+    ),
+    (
+        "schedule warmFloor above its maxReplicas",
+        spec_with(autoscaling={"schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "warmFloor": 3, "maxReplicas": 2}]}),
+        "a schedule's warmFloor must be less than or equal to its maxReplicas",
+    ),
+    (
+        "schedule ceiling of 0",
+        spec_with(autoscaling={"schedules": [
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "maxReplicas": 0}]}),
+        "spec.autoscaling.schedules[0].maxReplicas: Invalid value: 0",
+    ),
+    (
+        "fallback delay negative",
+        spec_with(autoscaling={"cpuFallback": {"afterSeconds": -1}}),
+        "spec.autoscaling.cpuFallback.afterSeconds: Invalid value: -1",
+    ),
+    (
+        "pre-warm lookback beyond 28 days",
+        spec_with(autoscaling={"prewarm": {"lookbackDays": 60}}),
+        "spec.autoscaling.prewarm.lookbackDays: Invalid value: 60",
     ),
     (
         "schedule for a missing tier",
         spec_with(autoscaling={"enabled": True, "schedules": [
-            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "gpu"}]}),
+            {"name": "w", "start": "0 8 * * *", "end": "0 9 * * *", "tier": "gpu", "minReplicas": 1}]}),
         "each autoscaling schedule needs its tier",
     ),
     (
@@ -183,6 +223,8 @@ def test_name_too_long_rejected(kube):
 def test_valid_manifest_accepted_with_defaults(kube):
     kube.apply(tts("good"))
     spec = kube.get("tts", "good")["spec"]
+    assert spec["autoscaling"]["cpuFallback"] == {"enabled": True, "afterSeconds": 120}
+    assert spec["autoscaling"]["prewarm"] == {"enabled": False, "lookbackDays": 7, "horizonMinutes": 60}
     assert spec["server"]["queueSize"] == 64
     assert spec["tiers"]["cpu"] == {"minReplicas": 1, "maxReplicas": 4, "resources": {}}
     assert spec["model"]["cache"] == {"sizeLimit": "20Gi", "mountPath": "/models"}

@@ -67,6 +67,10 @@ Events are POSTed. ScaledObjects are for the KEDA integration.
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+{{- /* Read-only: the HPAs KEDA creates, for scaling decisions in the TTSService status. */}}
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]

@@ -92,9 +92,16 @@ def _env(spec: TTSServiceSpec, tier: TierName, precision: str) -> list[dict[str,
 
 
 def render_deployment(
-    owner: Owner, spec: TTSServiceSpec, tier: TierName, config_hash: str, *, autoscaled: bool | None = None
+    owner: Owner,
+    spec: TTSServiceSpec,
+    tier: TierName,
+    config_hash: str,
+    *,
+    autoscaled: bool | None = None,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
-    """`autoscaled`: a ScaledObject owns replicas (default: autoscaling is enabled)."""
+    """`autoscaled`: a ScaledObject owns replicas (default: autoscaling is enabled). `replicas`: the
+    count when nothing autoscales (the operator policy's, else the floor or minReplicas)."""
     tier_spec: GPUTier | CPUTier | None = spec.tiers.gpu if tier == "gpu" else spec.tiers.cpu
     if tier_spec is None:
         raise ValueError(f"spec has no {tier} tier")
@@ -169,9 +176,9 @@ def render_deployment(
         autoscaled = spec.autoscaling.enabled
     if not autoscaled:
         # Autoscaling wanted but KEDA missing: run at the floor the autoscaler would have kept.
-        deployment_spec["replicas"] = (
-            warm_floor(spec, tier) if spec.autoscaling.enabled else tier_spec.min_replicas
-        )
+        if replicas is None:
+            replicas = warm_floor(spec, tier) if spec.autoscaling.enabled else tier_spec.min_replicas
+        deployment_spec["replicas"] = replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -4,12 +4,20 @@ KEDA creates and drives the HPA; the Deployment we render leaves ``spec.replicas
 ScaledObject exists, so the operator and the HPA never fight over it. Fields KEDA ignores for the
 settings we use are left out instead of rendered with inert values (its webhook warns about them):
 ``cooldownPeriod`` and ``initialCooldownPeriod`` only act on the way to and from 0 replicas, and
-``activationThreshold`` only matters at 0, so all three appear only for a tier whose floor is 0.
+``activationThreshold`` only matters at 0, so all three appear only for a tier whose floor can be 0
+(its warm floor, or a schedule window's ``warmFloor: 0``). For a window they stay rendered while it is
+closed: the ScaledObject keeps one shape and only ``minReplicaCount`` moves at the window's edges.
+``initialCooldownPeriod`` counts from the ScaledObject's creation, so a night window opening on an old
+object is governed by ``cooldownPeriod`` alone (600 s without activity before the last pod goes).
+
+The bounds come from the operator's policy (``policy.decide``) when given: schedule windows, CPU
+fallback and pre-warm move ``minReplicaCount`` / ``maxReplicaCount``, which KEDA has no per-window
+setting for (kedacore/keda#6796, keda-docs#1208).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from tts_operator import triggers as t
 from tts_operator.render.common import Owner, TierName, metadata, tier_name
@@ -31,6 +39,14 @@ SCALE_UP_POLICIES = (ScalingPolicy(type="Pods", value=4, period_seconds=60),
 SCALE_DOWN_POLICIES = (ScalingPolicy(type="Pods", value=1, period_seconds=120),)
 
 
+class TierBounds(NamedTuple):
+    """Bounds the operator's policy (``policy.decide``) puts in force for a tier now."""
+
+    min_replicas: int  # the ScaledObject's minReplicaCount
+    max_replicas: int  # the ScaledObject's maxReplicaCount
+    replicas: int  # the Deployment's replicas when no autoscaler runs (KEDA's CRDs missing)
+
+
 def warm_floor(spec: TTSServiceSpec, tier: TierName) -> int:
     """Fewest replicas the tier runs while autoscaling: the warm floor, capped at the tier's maximum
     (the default GPU floor of 2 must not make a maxReplicas: 1 tier invalid)."""
@@ -38,6 +54,17 @@ def warm_floor(spec: TTSServiceSpec, tier: TierName) -> int:
     if tier_spec is None:
         raise ValueError(f"spec has no {tier} tier")
     return min(getattr(spec.autoscaling.warm_floor, tier), tier_spec.max_replicas)
+
+
+def may_sleep(spec: TTSServiceSpec, tier: TierName) -> bool:
+    """Can the tier's floor be 0, by its warm floor or any of its schedule windows?
+
+    Decided from the spec, not from the window open now, so the triggers (and their queries) stay the
+    same when a night window opens and only minReplicaCount moves.
+    """
+    return warm_floor(spec, tier) == 0 or any(
+        s.tier == tier and s.warm_floor == 0 for s in spec.autoscaling.schedules
+    )
 
 
 def _rules(rules: ScalingRules, window: int, policies: tuple[ScalingPolicy, ...]) -> dict[str, Any]:
@@ -68,7 +95,7 @@ def behavior(spec: TTSServiceSpec) -> dict[str, Any]:
 def tier_triggers(owner: Owner, spec: TTSServiceSpec, tier: TierName, server: str) -> list[dict[str, Any]]:
     """The tier's triggers: queue depth (primary), GPU utilization (GPU tier), p95 guard, cron windows."""
     autoscaling = spec.autoscaling
-    floor = warm_floor(spec, tier)
+    floor = 0 if may_sleep(spec, tier) else warm_floor(spec, tier)
     # A tier at 0 replicas exports no queue of its own, so a tier allowed to sleep watches the queue of
     # the whole service (the other tier's pods keep reporting) and wakes on its activation threshold.
     scope: tuple[TierName, ...] = (tier,) if floor > 0 else ("gpu", "cpu")
@@ -99,19 +126,30 @@ def tier_triggers(owner: Owner, spec: TTSServiceSpec, tier: TierName, server: st
             t.TRIGGER_TTFA, server, query, autoscaling.time_to_first_audio_p95_seconds, "Value",
             activation_threshold=None if floor > 0 else 0,
         ))  # fmt: skip
-    result.extend(t.cron_trigger(s) for s in autoscaling.schedules if s.tier == tier)
+    # Only minReplicas windows are KEDA cron triggers; maxReplicas/warmFloor windows move the bounds.
+    result.extend(
+        t.cron_trigger(s) for s in autoscaling.schedules if s.tier == tier and s.min_replicas is not None
+    )
     return result
 
 
 def render_scaled_object(
-    owner: Owner, spec: TTSServiceSpec, tier: TierName, prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+    owner: Owner,
+    spec: TTSServiceSpec,
+    tier: TierName,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+    bounds: TierBounds | None = None,
 ) -> dict[str, Any]:
+    """`bounds`: the policy's floor and ceiling in force now (schedule windows, CPU fallback, pre-warm);
+    without them the spec's warm floor and maxReplicas."""
     tier_spec = spec.tiers.gpu if tier == "gpu" else spec.tiers.cpu
     if tier_spec is None:
         raise ValueError(f"spec has no {tier} tier")
     autoscaling = spec.autoscaling
     server = autoscaling.prometheus_address or prometheus_address
-    floor = warm_floor(spec, tier)
+    if bounds is None:
+        bounds = TierBounds(warm_floor(spec, tier), tier_spec.max_replicas, warm_floor(spec, tier))
+    floor, ceiling = bounds.min_replicas, bounds.max_replicas
     name = tier_name(owner, tier)
     meta = metadata(owner, name, tier)
     if autoscaling.paused:
@@ -122,9 +160,9 @@ def render_scaled_object(
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
         "pollingInterval": POLLING_INTERVAL_SECONDS,
         "minReplicaCount": floor,
-        "maxReplicaCount": tier_spec.max_replicas,
+        "maxReplicaCount": ceiling,
     }
-    if floor == 0:
+    if may_sleep(spec, tier):
         so_spec["cooldownPeriod"] = COOLDOWN_SECONDS
         so_spec["initialCooldownPeriod"] = COOLDOWN_SECONDS
     # When Prometheus cannot answer, hold what runs (or the floor, if more): an outage of the metrics
