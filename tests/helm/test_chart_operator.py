@@ -4,6 +4,7 @@ TTSService in the namespace the chart lets it serve: the chart grants all the op
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +43,12 @@ def _service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, 
     # Server and CA may be relative paths in the admin kubeconfig: keep the file next to it.
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _python_path() -> dict[str, str]:
+    """The session's PYTHONPATH, so the operator process runs the checkout under test (a shared venv's
+    editable install may point at another one)."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 
 
 @dataclass
@@ -89,7 +96,7 @@ def chart_operator(
         cluster, op_ns, f"{release}-voicefleet", cluster.kubeconfig.parent / f"sa-{suffix}.kubeconfig"
     )
     log = tmp_path / "operator.log"
-    env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"}
+    env = {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin", **_python_path()}
     # The image's entry point is `tts-operator`; this is the same console script's module.
     cmd = [sys.executable, "-m", "tts_operator.cli", *container["args"]]
     with log.open("wb") as out:
@@ -243,6 +250,7 @@ def test_peered_replicas_keep_one_active_and_fail_over(
                 "KUBECONFIG": str(kubeconfig),
                 "PYTHONUNBUFFERED": "1",
                 "PATH": "/usr/bin:/bin",
+                **_python_path(),
                 "POD_ID": pod,
             }
             with log.open("wb") as out:

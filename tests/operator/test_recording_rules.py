@@ -257,10 +257,17 @@ def test_gpu_rules_equal_the_trigger_query(prometheus: Prometheus) -> None:
     assert series(prometheus, "tts:gpu_utilization_pod:avg", at) == {
         (ns, svc, "gpu", pod): value for (ns, svc, pod), value in EXPECTED_GPU_PODS.items()
     }
-    assert series(prometheus, "tts:gpu_utilization:avg", at) == {
-        ("team-a", "voice", "gpu"): 80.0,
-        ("team-b", "voice", "gpu"): 100.0,
-    }
+    # The mean the operator's status shows (observe.py) is the same number.
+    assert (
+        series(prometheus, "tts:gpu_utilization:avg", at)
+        == {
+            (ns, "voice", "gpu"): prometheus.scalar(
+                t.gpu_utilization_mean_query(ns, "voice", DCGMLabels()), at
+            )
+            for ns in ("team-a", "team-b")
+        }
+        == {("team-a", "voice", "gpu"): 80.0, ("team-b", "voice", "gpu"): 100.0}
+    )
     other = t.gpu_utilization_query("team-b", "voice", DCGMLabels(), 180)
     assert series(prometheus, "tts:gpu_utilization:sum_avg3m", at) == {
         ("team-a", "voice", "gpu"): prometheus.scalar(trigger, at),
@@ -304,7 +311,8 @@ def test_server_rules_equal_the_trigger_queries_under_load(prometheus: Prometheu
     ours = 'namespace="team-a",ttsservice="voice",tier="cpu"'
     selector = f'namespace="team-a",pod=~"{t.pod_regex("voice", ("cpu",))}"'
     checks: list[tuple[str, str]] = [
-        (f"tts:queue_depth:sum{{{ours}}}", f"sum({t.QUEUE_DEPTH_METRIC}{{{selector}}})"),
+        # The queue the operator's status shows (observe.py).
+        (f"tts:queue_depth:sum{{{ours}}}", t.queue_depth_now_query("team-a", "voice", ("cpu",))),
         (f"tts:queue_depth:sum_min2m{{{ours}}}", t.queue_depth_query("team-a", "voice", ("cpu",), 120)),
         (f"tts:requests_in_flight:sum{{{ours}}}", f"sum(tts_requests_in_flight{{{selector}}})"),
     ]
@@ -316,6 +324,7 @@ def test_server_rules_equal_the_trigger_queries_under_load(prometheus: Prometheu
         print(f"{recorded}: {len(samples)} samples, max {max(v for _, v in samples):g}, {len(differ)} differ")
         assert len(differ) <= (1 - EXACT_SHARE) * len(samples), (recorded, differ)
         # The same real server seen as one identity: no other namespace or workload summed in.
+        assert selector in direct
         reference = direct.replace(selector, 'job="tts-ours"')
         assert len(compare(prometheus, samples, reference)) <= (1 - EXACT_SHARE) * len(samples), recorded
     queued = seen[f"tts:queue_depth:sum{{{ours}}}"]
@@ -330,6 +339,9 @@ def test_traffic_rules_equal_direct_queries_after_load(prometheus: Prometheus, l
     at, value = recorded_samples(prometheus, ttfa, 5)[-1]
     assert value > 0
     assert value == prometheus.scalar(t.time_to_first_audio_p95_query("team-a", "voice", "cpu", 120), at)
+    assert value == prometheus.scalar(
+        t.time_to_first_audio_p95_observed_query("team-a", "voice", "cpu", 120), at
+    )
     print(f"recorded p95 time to first audio: {value:.3f} s")
     rtf_direct = (
         "sum(rate(tts_real_time_factor_sum{job='tts-ours'}[2m])) / "

@@ -302,3 +302,27 @@ def test_operator_extra_installs_what_the_operator_imports() -> None:
     assert imported <= declared, f"imported but not in the operator extra: {imported - declared}"
     # kopf logs in through the kubernetes client when it is installed (kubeconfig exec plugins).
     assert declared - imported == {"kubernetes"}, declared - imported
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Distributions `pip install` pulls for `requirements` (no extras), from the installed metadata."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = _dist(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        todo.extend(Requirement(r) for r in importlib.metadata.requires(req.name) or [])
+    return seen
+
+
+def test_operator_install_pulls_no_heavy_libraries() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    closure = _closure(project["optional-dependencies"]["operator"] + project["dependencies"])
+    assert {"kopf", "aiohttp", "pydantic"} <= closure
+    heavy = {"torch", "numpy", "scipy", "pandas", "matplotlib", "fastapi", "uvicorn", "av", "ai-edge-litert"}
+    assert not closure & heavy, closure & heavy
