@@ -14,6 +14,7 @@ import pytest
 
 from tests.cluster.cluster import Cluster
 from tests.helm.conftest import ALL_ON, CHART, CRD_NAME, Helm, adopt_crd, restore_crd
+from tests.operator.conftest import wait_for
 
 # Every kind the chart creates, namespaced or not; uninstall must leave none with the release's label.
 NAMESPACED_KINDS = (
@@ -57,6 +58,24 @@ def _deployment(cluster: Cluster, namespace: str, release: str) -> dict:
 
 def _operator_args(cluster: Cluster, namespace: str, release: str) -> list[str]:
     return _deployment(cluster, namespace, release)["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def _peered_pods(cluster: Cluster, namespace: str, release: str) -> list[str]:
+    """Running operator pods of `release` whose container has --peering and POD_ID from the pod name."""
+    selector = f"app.kubernetes.io/instance={release}"
+    pods = json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json"))["items"]
+    names = []
+    for pod in pods:
+        [container] = pod["spec"]["containers"]
+        env = {e["name"]: e.get("valueFrom") for e in container.get("env", [])}
+        if (
+            pod["status"].get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")
+            and f"--peering={release}-voicefleet" in container["args"]
+            and env.get("POD_ID") == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
+        ):
+            names.append(pod["metadata"]["name"])
+    return names
 
 
 def _chart_with_crd_change(tmp: Path) -> Path:
@@ -178,6 +197,9 @@ def test_install_upgrade_rollback_uninstall(
         assert _names(cluster, "poddisruptionbudgets.policy", release, namespace) == [
             "poddisruptionbudget.policy/vf-voicefleet"
         ]
+        # The pods themselves (kwok runs them): two, each with the peering argument and its own POD_ID.
+        wait_for(lambda: len(_peered_pods(cluster, namespace, release)) == 2, timeout=60,
+                 what="two operator pods with --peering")  # fmt: skip
 
         # upgrade with a CRD change: Helm updates the templated CRD (it would not touch crds/).
         helm.run("upgrade", release, str(_chart_with_crd_change(tmp_path)), "-n", namespace, "--reuse-values")
