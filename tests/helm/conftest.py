@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,20 @@ import pytest
 import yaml
 
 from tests.cluster.cluster import Cluster
+from tests.helm.monitoring_crds import monitoring_crd_files
 from tests.operator.conftest import cluster  # noqa: F401  (the session's control plane, shared)
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "voicefleet"
 CRD_NAME = "ttsservices.voicefleet.io"
+PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+# Everything optional switched on, for the dry-run and lifecycle tests.
+OPTIONAL = (
+    "monitoring.prometheusRule",
+    "monitoring.dashboard",
+    "monitoring.podMonitor",
+    "metrics.serviceMonitor",
+)
+ALL_ON = tuple(arg for key in OPTIONAL for arg in ("--set", f"{key}.enabled=true"))
 
 
 class Helm:
@@ -54,6 +65,21 @@ def helm(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:  #
     return Helm(cluster, tmp_path_factory.mktemp("helm"))
 
 
+@pytest.fixture(scope="session")
+def monitoring_crds(cluster: Cluster) -> list[str]:  # noqa: F811
+    """prometheus-operator's real PrometheusRule, ServiceMonitor and PodMonitor CRDs, once per session."""
+    files = monitoring_crd_files()
+    cluster.kubectl("apply", "--server-side", *(arg for f in files for arg in ("-f", str(f))))
+    names = [f"{k}.monitoring.coreos.com" for k in ("prometheusrules", "servicemonitors", "podmonitors")]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", *(f"crd/{n}" for n in names))
+    for group_version in ("monitoring.coreos.com/v1",):
+        deadline = time.monotonic() + 30
+        while not cluster.kubectl("get", f"--raw=/apis/{group_version}", check=False).strip():
+            assert time.monotonic() < deadline, f"{group_version} never appeared in discovery"
+            time.sleep(0.2)
+    return names
+
+
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:  # noqa: F811
     name = f"h-{uuid.uuid4().hex[:8]}"
@@ -82,6 +108,9 @@ def restore_crd(cluster: Cluster) -> None:  # noqa: F811
     """
     crd_file = CHART.parents[1] / "crds" / f"{CRD_NAME}.yaml"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_file))
-    cluster.kubectl("label", "crd", CRD_NAME, "app.kubernetes.io/managed-by-")
+    # Every label the release put on it: left behind, they stay owned by Helm's field manager and a later
+    # server-side apply of the chart under another manager would conflict on them.
+    labels = ("managed-by", "name", "instance", "version", "component", "part-of")
+    cluster.kubectl("label", "crd", CRD_NAME, *(f"app.kubernetes.io/{k}-" for k in labels), "helm.sh/chart-")
     marks = ("meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-", "helm.sh/resource-policy-")
     cluster.kubectl("annotate", "crd", CRD_NAME, *marks)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.cluster import Cluster
-from tests.helm.conftest import CHART, CRD_NAME, Helm, adopt_crd, restore_crd
+from tests.helm.conftest import ALL_ON, CHART, CRD_NAME, Helm, adopt_crd, restore_crd
+from tests.operator.conftest import wait_for
 
 # Every kind the chart creates, namespaced or not; uninstall must leave none with the release's label.
 NAMESPACED_KINDS = (
@@ -21,8 +22,18 @@ NAMESPACED_KINDS = (
     "serviceaccounts",
     "services",
     "rolebindings.rbac.authorization.k8s.io",
+    "configmaps",
+    "prometheusrules.monitoring.coreos.com",
+    "servicemonitors.monitoring.coreos.com",
+    "podmonitors.monitoring.coreos.com",
+    "kopfpeerings.kopf.dev",
+    "poddisruptionbudgets.policy",
 )
-CLUSTER_KINDS = ("clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io")
+CLUSTER_KINDS = (
+    "clusterroles.rbac.authorization.k8s.io",
+    "clusterrolebindings.rbac.authorization.k8s.io",
+    "clusterkopfpeerings.kopf.dev",
+)
 
 
 def _names(cluster: Cluster, kind: str, release: str, where: str | None) -> list[str]:
@@ -39,11 +50,32 @@ def _printer_columns(cluster: Cluster) -> list[str]:
     return [c["name"] for c in _crd(cluster)["spec"]["versions"][0]["additionalPrinterColumns"]]
 
 
-def _operator_args(cluster: Cluster, namespace: str, release: str) -> list[str]:
-    dep = json.loads(
+def _deployment(cluster: Cluster, namespace: str, release: str) -> dict:
+    return json.loads(
         cluster.kubectl("-n", namespace, "get", "deployment", f"{release}-voicefleet", "-o", "json")
     )
-    return dep["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def _operator_args(cluster: Cluster, namespace: str, release: str) -> list[str]:
+    return _deployment(cluster, namespace, release)["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def _peered_pods(cluster: Cluster, namespace: str, release: str) -> list[str]:
+    """Running operator pods of `release` whose container has --peering and POD_ID from the pod name."""
+    selector = f"app.kubernetes.io/instance={release}"
+    pods = json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json"))["items"]
+    names = []
+    for pod in pods:
+        [container] = pod["spec"]["containers"]
+        env = {e["name"]: e.get("valueFrom") for e in container.get("env", [])}
+        if (
+            pod["status"].get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")
+            and f"--peering={release}-voicefleet" in container["args"]
+            and env.get("POD_ID") == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
+        ):
+            names.append(pod["metadata"]["name"])
+    return names
 
 
 def _chart_with_crd_change(tmp: Path) -> Path:
@@ -65,28 +97,58 @@ def _chart_with_crd_change(tmp: Path) -> Path:
     return chart
 
 
-def test_template_is_accepted_by_server_side_dry_run(helm: Helm, cluster: Cluster, namespace: str) -> None:
-    for extra in (
-        [],
-        ["--set", f"watchNamespaces={{{namespace}}}", "--set", "metrics.service.enabled=false"],
-    ):
+def test_template_is_accepted_by_server_side_dry_run(
+    helm: Helm, cluster: Cluster, namespace: str, monitoring_crds: list[str]
+) -> None:
+    ha = ["--set", "operator.replicas=2"]
+    for extra, kinds in (
+        ([], []),
+        (["--set", f"watchNamespaces={{{namespace}}}", "--set", "metrics.service.enabled=false"], []),
+        # Everything optional on, judged by the real prometheus-operator and kopf peering CRD schemas.
+        ([*ALL_ON, *ha], ["prometheusrule.monitoring.coreos.com/dry-voicefleet-tts",
+                          "servicemonitor.monitoring.coreos.com/dry-voicefleet",
+                          "podmonitor.monitoring.coreos.com/dry-voicefleet-tts",
+                          "configmap/dry-voicefleet-dashboard", "clusterkopfpeering.kopf.dev/dry-voicefleet",
+                          "clusterrole.rbac.authorization.k8s.io/dry-voicefleet-peering",
+                          "poddisruptionbudget.policy/dry-voicefleet"]),
+        ([*ha, "--set", f"watchNamespaces={{{namespace}}}"], ["kopfpeering.kopf.dev/dry-voicefleet",
+                                                               "rolebinding.rbac.authorization.k8s.io/dry-voicefleet-peering"]),
+    ):  # fmt: skip
         rendered = helm.run("template", "dry", str(CHART), "-n", namespace, *extra).stdout
         out = cluster.kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=helm-test",
                               "-f", "-", stdin=rendered)  # fmt: skip
         assert "deployment.apps/dry-voicefleet serverside-applied (server dry run)" in out, out
         assert "clusterrole.rbac.authorization.k8s.io/dry-voicefleet serverside-applied" in out, out
+        for kind in kinds:
+            assert f"{kind} serverside-applied (server dry run)" in out, out
     # A dry run creates nothing.
     assert not _names(cluster, "deployments.apps", "dry", None)
 
 
+def test_monitoring_crd_schemas_are_live(
+    helm: Helm, cluster: Cluster, namespace: str, monitoring_crds: list[str]
+) -> None:
+    # The acceptance above means something: the same CRDs refuse a ServiceMonitor and a PrometheusRule
+    # that break their schemas.
+    docs = helm.template("-n", namespace, *ALL_ON)
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    monitor["spec"]["endpoints"][0]["interval"] = "every 30 seconds"
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "a while"
+    for broken, field in ((monitor, "spec.endpoints[0].interval"), (rule, "spec.groups[0].rules[0].for")):
+        out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(broken), check=False,
+                              stderr=True)  # fmt: skip
+        assert "Invalid value" in out and field in out, out
+
+
 def test_install_upgrade_rollback_uninstall(
-    helm: Helm, cluster: Cluster, namespace: str, tmp_path: Path
+    helm: Helm, cluster: Cluster, namespace: str, tmp_path: Path, monitoring_crds: list[str]
 ) -> None:
     release = "vf"
     adopt_crd(cluster, release, namespace)
     try:
-        # install: the CRD (adopted) and every operator object exist.
-        helm.run("install", release, str(CHART), "-n", namespace)
+        # install, monitoring on: the CRD (adopted), every operator object and the monitoring objects exist.
+        helm.run("install", release, str(CHART), "-n", namespace, *ALL_ON)
         assert _names(cluster, "deployments.apps", release, namespace) == ["deployment.apps/vf-voicefleet"]
         assert _names(cluster, "serviceaccounts", release, namespace) == ["serviceaccount/vf-voicefleet"]
         assert _names(cluster, "services", release, namespace) == ["service/vf-voicefleet-metrics"]
@@ -95,13 +157,25 @@ def test_install_upgrade_rollback_uninstall(
             "clusterrole.rbac.authorization.k8s.io/vf-voicefleet-cluster",
         ]
         assert len(_names(cluster, CLUSTER_KINDS[1], release, None)) == 2
+        assert _names(cluster, "prometheusrules.monitoring.coreos.com", release, namespace) == [
+            "prometheusrule.monitoring.coreos.com/vf-voicefleet-tts"
+        ]
+        assert _names(cluster, "servicemonitors.monitoring.coreos.com", release, namespace) == [
+            "servicemonitor.monitoring.coreos.com/vf-voicefleet"
+        ]
+        assert _names(cluster, "podmonitors.monitoring.coreos.com", release, namespace) == [
+            "podmonitor.monitoring.coreos.com/vf-voicefleet-tts"
+        ]
+        assert _names(cluster, "configmaps", release, namespace) == ["configmap/vf-voicefleet-dashboard"]
+        assert _deployment(cluster, namespace, release)["spec"]["strategy"]["type"] == "Recreate"
+        assert not _names(cluster, "clusterkopfpeerings.kopf.dev", release, None)
         crd = _crd(cluster)
         assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
         assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == release
         assert "Generation" not in _printer_columns(cluster)
         assert "--verbose" not in _operator_args(cluster, namespace, release)
 
-        # upgrade with a changed value: the Deployment follows.
+        # upgrade with changed values, two peered replicas: the Deployment follows, the peering appears.
         helm.run(
             "upgrade",
             release,
@@ -111,8 +185,21 @@ def test_install_upgrade_rollback_uninstall(
             "--reuse-values",
             "--set",
             "operator.verbose=true",
+            "--set",
+            "operator.replicas=2",
         )
         assert "--verbose" in _operator_args(cluster, namespace, release)
+        assert "--peering=vf-voicefleet" in _operator_args(cluster, namespace, release)
+        assert _deployment(cluster, namespace, release)["spec"]["strategy"]["type"] == "RollingUpdate"
+        assert _names(cluster, "clusterkopfpeerings.kopf.dev", release, None) == [
+            "clusterkopfpeering.kopf.dev/vf-voicefleet"
+        ]
+        assert _names(cluster, "poddisruptionbudgets.policy", release, namespace) == [
+            "poddisruptionbudget.policy/vf-voicefleet"
+        ]
+        # The pods themselves (kwok runs them): two, each with the peering argument and its own POD_ID.
+        wait_for(lambda: len(_peered_pods(cluster, namespace, release)) == 2, timeout=60,
+                 what="two operator pods with --peering")  # fmt: skip
 
         # upgrade with a CRD change: Helm updates the templated CRD (it would not touch crds/).
         helm.run("upgrade", release, str(_chart_with_crd_change(tmp_path)), "-n", namespace, "--reuse-values")
@@ -123,6 +210,9 @@ def test_install_upgrade_rollback_uninstall(
         helm.run("rollback", release, "1", "-n", namespace, "--wait", "--timeout=60s")
         assert "Generation" not in _printer_columns(cluster)
         assert "--verbose" not in _operator_args(cluster, namespace, release)
+        assert _deployment(cluster, namespace, release)["spec"]["strategy"]["type"] == "Recreate"
+        assert not _names(cluster, "clusterkopfpeerings.kopf.dev", release, None)
+        assert not _names(cluster, "poddisruptionbudgets.policy", release, namespace)
         history = helm.history(release, namespace)
         assert [h["revision"] for h in history] == [1, 2, 3, 4]
         assert history[-1]["status"] == "deployed" and "Rollback to 1" in history[-1]["description"]
@@ -249,6 +339,42 @@ def test_service_account_rights(
     finally:
         helm.run("uninstall", release, "-n", op_ns, "--wait", "--timeout=60s", check=False)
     assert not rights.can("list namespaces", None), "uninstall left the ServiceAccount's bindings behind"
+
+
+@pytest.mark.parametrize("scope", ["namespaces", "cluster"])
+def test_peering_rights(helm: Helm, cluster: Cluster, namespaces: tuple[str, str, str], scope: str) -> None:
+    # Two replicas: kopf watches its peering object and patches its own entry, nothing more.
+    op_ns, served, other = namespaces
+    release = f"pr{scope[0]}"
+    args = ["--set", "crds.install=false", "--set", "operator.replicas=2"]
+    if scope == "namespaces":
+        args += ["--set", f"watchNamespaces={{{served}}}"]
+    helm.run("install", release, str(CHART), "-n", op_ns, *args)
+    name = f"{release}-voicefleet"
+    try:
+        rights = Rights(cluster, f"system:serviceaccount:{op_ns}:{name}")
+        if scope == "namespaces":
+            kind = "kopfpeerings.kopf.dev"
+            needed = [(f"{verb} {kind}/{name}", served) for verb in ("get", "patch")]
+            needed += [(f"{verb} {kind}", served) for verb in ("list", "watch")]
+            refused = [(f"{verb} {kind}/{name}", ns) for verb in ("get", "patch") for ns in (other, op_ns)]
+            refused += [(f"list {kind}", other), ("list clusterkopfpeerings.kopf.dev", None)]
+            assert cluster.kubectl("-n", served, "get", "kopfpeering", name, "-o", "name").strip()
+        else:
+            kind = "clusterkopfpeerings.kopf.dev"
+            needed = [(f"{verb} {kind}/{name}", None) for verb in ("get", "patch")]
+            needed += [(f"{verb} {kind}", None) for verb in ("list", "watch")]
+            refused = [("list kopfpeerings.kopf.dev", served)]
+            assert cluster.kubectl("get", "clusterkopfpeering", name, "-o", "name").strip()
+        refused += [(f"{verb} {kind}/someone-else", ns) for verb in ("get", "patch") for ns in (served, None)]
+        refused += [
+            (f"{verb} {kind}", ns) for verb in ("create", "delete", "update") for ns in (served, None)
+        ]
+        wrong = [f"{c} -n {ns}" for c, ns in needed if not rights.can(c, ns)]
+        wrong += [f"{c} -n {ns}" for c, ns in refused if rights.can(c, ns)]
+        assert not wrong, f"peering permissions differ from kopf's needs: {wrong}"
+    finally:
+        helm.run("uninstall", release, "-n", op_ns, "--wait", "--timeout=60s", check=False)
 
 
 def test_operator_pod_meets_the_restricted_pod_security_standard(

@@ -3,6 +3,8 @@ from the Dockerfiles themselves."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import re
 import shlex
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = {"Dockerfile.tts": "embedded", "Dockerfile.operator": "operator"}
@@ -170,8 +173,9 @@ def test_docs_name_only_targets_that_exist() -> None:
     assert set(TTS_TARGETS) <= set(listed) <= set(stages)
 
 
-def test_copy_from_names_an_earlier_stage() -> None:
-    _, stages = tts_stages()
+def test_copy_from_names_an_earlier_stage(dockerfile) -> None:
+    _, _, stage_list = dockerfile
+    stages = {s.name: s for s in stage_list}
     seen: set[str] = set()
     for name, stage in stages.items():
         for keyword, rest in stage.instructions:
@@ -205,3 +209,120 @@ def test_sambert_image_build_check_runs_and_fails_without_kantts() -> None:
     assert result.returncode == 1, result.stderr
     assert "kantts" in result.stdout and "ttsfrd" in result.stdout
     assert "model directory" not in result.stdout  # the image has no model yet: that check is for pods
+
+
+# ---- Dockerfile.operator ------------------------------------------------------------------------------
+
+
+def operator_stages() -> tuple[dict[str, str], dict[str, Stage]]:
+    args, stages = parse(ROOT / "Dockerfile.operator")
+    return args, {s.name: s for s in stages}
+
+
+def test_operator_image_is_slim_and_multi_stage() -> None:
+    args, stages = operator_stages()
+    final = stages["operator"]
+    # The runtime starts from a pinned slim Python image, not from the build stage, and takes only the venv.
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+", resolve(final.base, args)), final.base
+    assert [rest for kw, rest in final.instructions if kw == "COPY"] == ["--from=build /opt/venv /opt/venv"]
+    runs = " ".join(rest for kw, rest in final.instructions if kw == "RUN")
+    assert "pip" not in runs and "apt" not in runs, runs
+    # The build stage sees the operator's sources and nothing of the server (no model code, no torch).
+    sources = [s for kw, rest in stages["build"].instructions if kw == "COPY" for s in shlex.split(rest)[:-1]]
+    assert "operator/tts_operator" in sources and not [s for s in sources if "tts_server" in s]
+
+
+def test_operator_image_runs_as_the_charts_user() -> None:
+    _, stages = operator_stages()
+    final = stages["operator"]
+    [user] = [rest for kw, rest in final.instructions if kw == "USER"]
+    uid, gid = user.split(":")
+    deployment = (ROOT / "charts" / "voicefleet" / "templates" / "deployment.yaml").read_text()
+    assert re.search(rf"^\s+runAsUser: {uid}$", deployment, re.M), "the chart runs another uid"
+    assert re.search(rf"^\s+runAsGroup: {gid}$", deployment, re.M), "the chart runs another gid"
+    runs = " ".join(rest for kw, rest in final.instructions if kw == "RUN")
+    assert f"--uid {uid}" in runs and f"--gid {gid}" in runs
+    # Nothing writes into the (read-only) root filesystem: no bytecode caches.
+    env = " ".join(rest for kw, rest in final.instructions if kw == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+
+
+def test_operator_entrypoint_healthcheck_and_ports_match_the_cli_and_chart() -> None:
+    from tts_operator.cli import _parser
+
+    _, stages = operator_stages()
+    kinds = dict(stages["operator"].instructions)
+    assert json.loads(kinds["ENTRYPOINT"]) == ["tts-operator"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["tts-operator"] == "tts_operator.cli:main"
+    metrics_port = _parser().get_default("metrics_port")
+    assert f"http://127.0.0.1:{metrics_port}/metrics" in kinds["HEALTHCHECK"]
+    values = yaml.safe_load((ROOT / "charts" / "voicefleet" / "values.yaml").read_text())["operator"]
+    assert set(kinds["EXPOSE"].split()) == {str(values["metricsPort"]), str(values["healthPort"])}
+    assert values["metricsPort"] == metrics_port
+
+
+def test_operator_image_build_check_runs_here() -> None:
+    # The image's own build-time checks, run with this interpreter: the package imports with its handlers
+    # registered and the console script parses its arguments.
+    _, stages = operator_stages()
+    runs = " && ".join(rest for kw, rest in stages["build"].instructions if kw == "RUN")
+    parts = [shlex.split(part) for part in runs.split("&&")]
+    venv = ("/opt/venv/bin/python", "/opt/venv/bin/tts-operator")
+    commands = {words[0]: words for words in parts if words[0] in venv}
+    assert set(commands) == set(venv), runs
+    python, cli = commands["/opt/venv/bin/python"], commands["/opt/venv/bin/tts-operator"]
+    for command in ([sys.executable, *python[1:]], [sys.executable, "-m", "tts_operator.cli", *cli[1:]]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+
+
+def _operator_imports() -> set[str]:
+    modules: set[str] = set()
+    for path in (ROOT / "operator" / "tts_operator").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules - set(sys.stdlib_module_names) - {"__future__", "tts_operator"}
+
+
+def _dist(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_operator_extra_installs_what_the_operator_imports() -> None:
+    # Slim means: the image's `.[operator]` install brings what the code imports, and little else.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_dist(r) for r in project["optional-dependencies"]["operator"] + project["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    imported = {_dist(providers[module][0]) for module in _operator_imports()}
+    assert "tts-server" not in imported and "tts_server" not in _operator_imports()
+    assert imported <= declared, f"imported but not in the operator extra: {imported - declared}"
+    # kopf logs in through the kubernetes client when it is installed (kubeconfig exec plugins).
+    assert declared - imported == {"kubernetes"}, declared - imported
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Distributions `pip install` pulls for `requirements` (no extras), from the installed metadata."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = _dist(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        todo.extend(Requirement(r) for r in importlib.metadata.requires(req.name) or [])
+    return seen
+
+
+def test_operator_install_pulls_no_heavy_libraries() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    closure = _closure(project["optional-dependencies"]["operator"] + project["dependencies"])
+    assert {"kopf", "aiohttp", "pydantic"} <= closure
+    heavy = {"torch", "numpy", "scipy", "pandas", "matplotlib", "fastapi", "uvicorn", "av", "ai-edge-litert"}
+    assert not closure & heavy, closure & heavy

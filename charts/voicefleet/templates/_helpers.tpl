@@ -88,3 +88,12 @@ Events are POSTed. ScaledObjects are for the KEDA integration.
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{- /* More than one operator replica: kopf peering elects the active one. */}}
+{{- define "voicefleet.peered" -}}
+{{- if gt (int .Values.operator.replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{- define "voicefleet.peeringName" -}}
+{{- default (include "voicefleet.fullname" .) .Values.operator.peering.name }}
+{{- end }}
