@@ -90,7 +90,7 @@ class Prometheus:
     def targets_up(self) -> int:
         try:
             up = self.query("up")
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # ValueError: 503 "Service Unavailable" while starting
             return -1
         return sum(r["value"][1] == "1" for r in up)
 

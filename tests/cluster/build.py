@@ -4,7 +4,8 @@ Binaries are cached under ``$VOICEFLEET_CACHE`` (default ``~/.cache/voicefleet``
 component and version, so a warm start builds nothing and two versions can live side by side.
 GOMODCACHE and GOCACHE live there too, so a fresh clone on the same machine reuses the downloads.
 
-Run ``python -m tests.cluster.build`` to build everything (it prints where the binaries are).
+Run ``python -m tests.cluster.build`` to build the control plane (it prints where the binaries are), and
+``python -m tests.cluster.build --keda`` to build the KEDA operator and metrics adapter.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ K8S_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.14"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.21.4"
+KEDA_VERSION = "v2.20.2"
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so a
 # consumer module must replace each with its published v0.<minor>.<patch> tag to build it.
@@ -35,6 +37,29 @@ K8S_STAGING_MODULES = (
     "mount-utils pod-security-admission sample-apiserver streaming"
 ).split()
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+# KEDA v2.20.2's go.mod pins these with replace directives, which `go build module@version` ignores; the
+# consumer module repeats them so the build resolves exactly what KEDA's own release was built against.
+KEDA_REPLACES = {
+    "github.com/google/cel-go": "v0.26.0",
+    "github.com/prometheus/client_golang": "v1.23.2",
+    "github.com/prometheus/client_model": "v0.6.2",
+    "github.com/prometheus/common": "v0.66.1",
+    "github.com/prometheus/prometheus": "v0.304.2",
+    "k8s.io/api": "v0.35.5",
+    "k8s.io/apiextensions-apiserver": "v0.35.5",
+    "k8s.io/apimachinery": "v0.35.5",
+    "k8s.io/apiserver": "v0.35.5",
+    "k8s.io/client-go": "v0.35.5",
+    "k8s.io/code-generator": "v0.35.5",
+    "k8s.io/component-base": "v0.35.5",
+    "k8s.io/gengo/v2": "v2.0.0-20250922181213-ec3ebc5fd46b",
+    "k8s.io/kube-openapi": "v0.0.0-20250910181357-589584f1c912",
+    "k8s.io/metrics": "v0.35.5",
+    "sigs.k8s.io/controller-runtime": "v0.23.3",
+}
+KEDA_BINARIES = {"keda-operator": "cmd/operator", "keda-adapter": "cmd/adapter"}
 
 
 class BuildError(RuntimeError):
@@ -208,6 +233,36 @@ def build_etcd() -> Path:
     )
 
 
+def build_keda() -> Path:
+    """KEDA's operator and metrics adapter (keda-metrics-apiserver); cold, this compiles every cloud SDK."""
+    module = "github.com/kedacore/keda/v2"
+    replaces = "\n".join(f"\t{mod} => {mod} {version}" for mod, version in KEDA_REPLACES.items())
+    go_mod = (
+        "module voicefleet.local/kedabuild\n\ngo 1.26\n\n"
+        f"require {module} {KEDA_VERSION}\n\nreplace (\n{replaces}\n)\n"
+    )
+    imports = "".join(f'\t_ "{module}/{pkg}"\n' for pkg in ("pkg/scaling", "pkg/provider"))
+    tools_go = (
+        "//go:build tools\n\n// Blank imports keep `go mod tidy` from dropping what we build.\n"
+        f"package tools\n\nimport (\n{imports})\n"
+    )
+    packages = {binary: f"{module}/{pkg}" for binary, pkg in KEDA_BINARIES.items()}
+    # KEDA logs and reports this version (its Makefile stamps it the same way).
+    ldflags = f"-X={module}/version.Version={KEDA_VERSION.removeprefix('v')}"
+    return _build_consumer_module(f"keda-{KEDA_VERSION}", go_mod, tools_go, packages, ldflags)
+
+
+def keda_module_dir() -> Path:
+    """KEDA's module source in GOMODCACHE (its CRDs and manifests are read from here, never copied)."""
+    return cache_root() / "go" / "mod" / "github.com" / "kedacore" / "keda" / f"v2@{KEDA_VERSION}"
+
+
+def ensure_keda() -> dict[str, Path]:
+    """Build KEDA if missing; binary name -> path. Apart from the control plane: only KEDA tests need it."""
+    out_dir = build_keda()
+    return {binary: out_dir / binary for binary in KEDA_BINARIES}
+
+
 KWOK_STAGES = (
     "node/fast/node-initialize.yaml",
     "node/heartbeat/node-heartbeat.yaml",
@@ -247,18 +302,19 @@ def ensure_binaries() -> Binaries:
     )
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     started = time.monotonic()
+    want_keda = "--keda" in argv
     try:
-        binaries = ensure_binaries()
+        binaries = ensure_keda() if want_keda else ensure_binaries().all()
     except BuildError as error:
-        print(f"control plane build failed: {error}", file=sys.stderr)
+        print(f"{'KEDA' if want_keda else 'control plane'} build failed: {error}", file=sys.stderr)
         return 1
-    for name, path in binaries.all().items():
+    for name, path in binaries.items():
         print(f"{name}: {path}")
     print(f"built or found in {time.monotonic() - started:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
