@@ -27,7 +27,9 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -84,7 +86,7 @@ def condition(body: dict, kind: str) -> tuple[str, str] | None:
 
 
 def prepare(kube: Kube, server: ServerProcess, root: Path, args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """TTSService up, Prometheus scraping the server as its CPU pod, GPU tier idle at 0."""
+    """TTSService up and Ready in KEDA's eyes, Prometheus scraping the server as its CPU pod."""
     tiers = {"gpu": {"maxReplicas": 4}, "cpu": {"maxReplicas": 4}}
     autoscaling = {"enabled": True, "queueDepthTarget": args.target, "queueDepthWindowSeconds": args.window,
                    "warmFloor": {"gpu": 0, "cpu": 1}}  # fmt: skip
@@ -101,15 +103,12 @@ def prepare(kube: Kube, server: ServerProcess, root: Path, args: argparse.Namesp
              timeout=30, what="ScaledObject on the benchmark's Prometheus")  # fmt: skip
     wait_for(lambda: condition(kube.get("scaledobjects.keda.sh", so_name), "Ready") == ("True",
              "ScaledObjectReady"), timeout=60, what="ScaledObject Ready")  # fmt: skip
-    kube.run("scale", "deployment", so_name, "--replicas=0")
-    wait_for(lambda: condition(kube.get("scaledobjects.keda.sh", so_name), "Active") == ("False",
-             "ScalerNotActive"), timeout=60, what="GPU tier idle at 0")  # fmt: skip
     return prometheus_ctx, prom, so_name
 
 
-def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, query: str, pod_selector: str) -> dict:
+def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, query: str, selector: str) -> dict:
     so = kube.get("scaledobjects.keda.sh", so_name)
-    scraped = prom.query(f"tts_queue_depth{{{pod_selector}}}")
+    scraped = prom.query(f"tts_queue_depth{{{selector}}}")
     return {
         "t": time.time(),
         "server_queue": server.metric("tts_queue_depth"),
@@ -122,6 +121,64 @@ def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, query: st
 
 def first(samples: list[dict], test: Any) -> float | None:
     return next((s["t"] for s in samples if test(s)), None)
+
+
+UP_TESTS = {
+    "queue_on_server": lambda s, q: s["server_queue"] > 0,
+    "queue_scraped": lambda s, q: s["scraped_queue"] > 0,
+    "query_active": lambda s, q: (s["query"] or 0) > q["activation"],
+    "query_over_target": lambda s, q: (s["query"] or 0) > q["threshold"],
+    "keda_active": lambda s, q: s["active"] == ("True", "ScalerActive"),
+    "replicas_changed": lambda s, q: (s["replicas"] or 0) >= 1,
+}
+DOWN_TESTS = {
+    "queue_empty_on_server": lambda s, q: s["server_queue"] == 0,
+    "query_zero": lambda s, q: not s["query"],
+    "keda_cooldown": lambda s, q: s["active"] == ("False", "ScalerCooldown"),
+}
+
+
+def trial(kube: Kube, server: ServerProcess, prom: Any, so_name: str, q: dict, args: argparse.Namespace
+          ) -> dict:  # fmt: skip
+    """Idle at 0, load step, wait for KEDA's decision, stop the load, wait for the cooldown to start."""
+    def take() -> dict:
+        return sample(kube, server, prom, so_name, q["query"], q["pod_selector"])
+
+    kube.run("scale", "deployment", so_name, "--replicas=0")
+    wait_for(lambda: (s := take())["replicas"] == 0 and s["query"] == 0 and s["server_queue"] == 0
+             and s["active"] == ("False", "ScalerNotActive"), timeout=120, interval=1,
+             what="GPU tier idle at 0 with an empty queue")  # fmt: skip
+    # The idle wait ends on one of KEDA's polls; a random extra pause lets each step meet KEDA's poll
+    # and the query's 15 s grid at a different phase, so the runs spread over the real range.
+    idle_until = time.time() + args.idle + random.uniform(0, q["polling_s"])
+    while time.time() < idle_until:
+        assert take()["replicas"] == 0, "the GPU tier woke while idle"
+        time.sleep(args.poll)
+
+    samples: list[dict] = []
+    with Load(server.url, args.clients, args.repeats) as load:
+        step = load.started_at
+        while time.time() < step + args.timeout:
+            samples.append(take())
+            if all(any(test(s, q) for s in samples) for test in UP_TESTS.values()):
+                break
+            time.sleep(args.poll)
+    stop_at = time.time()
+    down: list[dict] = []
+    while time.time() < stop_at + args.timeout:
+        down.append(take())
+        if all(any(test(s, q) for s in down) for test in DOWN_TESTS.values()):
+            break
+        time.sleep(args.poll)
+    up_times = {name: first(samples, lambda s, t=test: t(s, q)) for name, test in UP_TESTS.items()}
+    down_times = {name: first(down, lambda s, t=test: t(s, q)) for name, test in DOWN_TESTS.items()}
+    return {
+        "step_unix": round(step, 3),
+        "up_s": {k: (round(v - step, 2) if v else None) for k, v in up_times.items()},
+        "down_s": {k: (round(v - stop_at, 2) if v else None) for k, v in down_times.items()},
+        "request_codes": sorted(set(load.codes)),
+        "timeline": [{**s, "t": round(s["t"] - step, 2)} for s in samples + down],
+    }
 
 
 def run(cluster: Cluster, args: argparse.Namespace) -> dict:
@@ -139,82 +196,44 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
         server.wait_ready()
         prometheus_ctx, prom, so_name = prepare(kube, server, work, args)
         so = kube.get("scaledobjects.keda.sh", so_name)
-        queue = so["spec"]["triggers"][0]
-        query = queue["metadata"]["query"]
-        threshold = float(queue["metadata"]["threshold"])
-        activation = float(queue["metadata"]["activationThreshold"])
-        pod_selector = query[query.index("{") + 1 : query.index("}")]
-        samples: list[dict] = []
-        idle_until = time.time() + args.idle
-        while time.time() < idle_until:
-            samples.append(sample(kube, server, prom, so_name, query, pod_selector))
-            time.sleep(args.poll)
-        idle = samples[:]
-        assert all(s["replicas"] == 0 for s in idle), "the GPU tier woke before the step"
-
-        samples = []
-        with Load(server.url, args.clients, args.repeats) as load:
-            step = load.started_at
-            deadline = step + args.timeout
-            while time.time() < deadline:
-                samples.append(sample(kube, server, prom, so_name, query, pod_selector))
-                if samples[-1]["replicas"] and samples[-1]["query"] and samples[-1]["query"] > threshold:
-                    break
-                time.sleep(args.poll)
-            # Hold the load a little after the decision so the way down starts from a steady state.
-            time.sleep(2)
-        stop_at = time.time()
-        down: list[dict] = []
-        while time.time() < stop_at + args.timeout:
-            down.append(sample(kube, server, prom, so_name, query, pod_selector))
-            if down[-1]["active"] == ("False", "ScalerCooldown") and not down[-1]["query"]:
-                break
-            time.sleep(args.poll)
-
-        up_tests = {
-            "queue_on_server": lambda s: s["server_queue"] > 0,
-            "queue_scraped": lambda s: s["scraped_queue"] > 0,
-            "query_active": lambda s: (s["query"] or 0) > activation,
-            "query_over_target": lambda s: (s["query"] or 0) > threshold,
-            "keda_active": lambda s: s["active"] == ("True", "ScalerActive"),
-            "replicas_changed": lambda s: (s["replicas"] or 0) >= 1,
+        trigger = so["spec"]["triggers"][0]
+        query = trigger["metadata"]["query"]
+        q = {
+            "query": query,
+            "threshold": float(trigger["metadata"]["threshold"]),
+            "activation": float(trigger["metadata"]["activationThreshold"]),
+            "pod_selector": query[query.index("{") + 1 : query.index("}")],
+            "polling_s": so["spec"]["pollingInterval"],
         }
-        up = {name: first(samples, test) for name, test in up_tests.items()}
-        down_tests = {
-            "queue_empty_on_server": lambda s: s["server_queue"] == 0,
-            "query_zero": lambda s: not s["query"],
-            "keda_cooldown": lambda s: s["active"] == ("False", "ScalerCooldown"),
-        }
-        down_times = {name: first(down, test) for name, test in down_tests.items()}
-        events = [e for e in kube.get("events")["items"] if e["reason"] == "KEDAScaleTargetActivated"]
+        trials = [trial(kube, server, prom, so_name, q, args) for _ in range(args.runs)]
+        events = [e["message"] for e in kube.get("events")["items"]
+                  if e["reason"] == "KEDAScaleTargetActivated"]  # fmt: skip
         window_match = re.search(r"\[(\d+)([sm]):", query)
         assert window_match, query
         window_s = int(window_match.group(1)) * (60 if window_match.group(2) == "m" else 1)
         step_s = int(SUBQUERY_STEP.removesuffix("s"))
-        intervals = {
-            "scrape_interval_s": args.scrape_interval,
-            "keda_polling_interval_s": so["spec"]["pollingInterval"],
-            "hpa_sync_period_s": HPA_SYNC_SECONDS,
-            "query_window_s": window_s,
-            "query_subquery_step_s": step_s,
-            "use_cached_metrics": queue.get("useCachedMetrics", False),
-            "sampling_interval_s": args.poll,
-        }
+        polling_s = so["spec"]["pollingInterval"]
         return {
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "clients": args.clients,
             "server_workers": 1,
             "query": query,
-            "threshold": threshold,
-            "activation_threshold": activation,
-            "intervals": intervals,
-            "step_unix": step,
-            "up_s": {k: (round(v - step, 2) if v else None) for k, v in up.items()},
-            "down_s": {k: (round(v - stop_at, 2) if v else None) for k, v in down_times.items()},
-            "keda_event": events[-1]["message"] if events else None,
-            "request_codes": sorted(set(load.codes)),
+            "threshold": q["threshold"],
+            "activation_threshold": q["activation"],
+            "intervals": {
+                "scrape_interval_s": args.scrape_interval,
+                "keda_polling_interval_s": polling_s,
+                "hpa_sync_period_s": HPA_SYNC_SECONDS,
+                "query_window_s": window_s,
+                "query_subquery_step_s": step_s,
+                "use_cached_metrics": trigger.get("useCachedMetrics", False),
+                "sampling_interval_s": args.poll,
+            },
+            "summary_up_s": summarize([t["up_s"] for t in trials], EVENTS),
+            "summary_down_s": summarize([t["down_s"] for t in trials], DOWN_EVENTS),
+            "keda_events": events,
             "expected_lag_this_run": lag_budget(
-                args.scrape_interval, window_s, so["spec"]["pollingInterval"], HPA_SYNC_SECONDS, step_s
+                args.scrape_interval, window_s, polling_s, HPA_SYNC_SECONDS, step_s
             ),
             "expected_lag_production": {
                 "intervals": {
@@ -227,7 +246,7 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
                     HPA_SYNC_SECONDS, step_s,
                 ),
             },
-            "timeline": [{**s, "t": round(s["t"] - step, 2)} for s in samples + down],
+            "trials": trials,
         }
     finally:
         # Delete while KEDA runs so it releases its finalizers; then stop everything.
@@ -243,18 +262,33 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
             operator.stop()
 
 
+def summarize(rows: list[dict], names: tuple[str, ...]) -> dict:
+    out = {}
+    for name in names:
+        values = sorted(r[name] for r in rows if r[name] is not None)
+        out[name] = {"min": values[0], "median": statistics.median(values), "max": values[-1],
+                     "n": len(values)} if values else None  # fmt: skip
+    return out
+
+
+def cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def print_table(result: dict) -> None:
     print(f"\nload step: {result['clients']} clients on 1 worker; query: {result['query']}")
     print(f"intervals: {result['intervals']}")
-    print(f"{'event':<24}{'s after step':>14}")
-    for name in EVENTS:
-        value = result["up_s"][name]
-        print(f"{name:<24}{'-' if value is None else f'{value:.2f}':>14}")
-    print(f"{'event (load stopped)':<24}{'s after stop':>14}")
-    for name in DOWN_EVENTS:
-        value = result["down_s"][name]
-        print(f"{name:<24}{'-' if value is None else f'{value:.2f}':>14}")
-    print(f"KEDA: {result['keda_event']}")
+    runs = len(result["trials"])
+    header = "".join(f"{f'run {i + 1}':>8}" for i in range(runs))
+    for title, key, names in (("s after step", "up_s", EVENTS), ("s after load stop", "down_s", DOWN_EVENTS)):
+        print(f"{title:<24}{header}{'median':>8}")
+        for name in names:
+            values = [t[key][name] for t in result["trials"]]
+            summary = result[f"summary_{key}"][name]
+            cells = "".join(f"{cell(v):>8}" for v in [*values, summary and summary["median"]])
+            print(f"  {name:<22}{cells}")
+    for message in result["keda_events"]:
+        print(f"KEDA: {message}")
     for label, budget in (("this run", result["expected_lag_this_run"]),
                           ("production", result["expected_lag_production"])):  # fmt: skip
         print(f"expected lag, {label}: 0->1 {budget['activation_0_to_1']['best_s']}-"
@@ -271,7 +305,8 @@ def main() -> int:
     parser.add_argument("--target", type=int, default=2, help="queueDepthTarget of the TTSService")
     parser.add_argument("--window", type=int, default=15, help="queueDepthWindowSeconds (15 is the minimum)")
     parser.add_argument("--scrape-interval", type=int, default=5, help="Prometheus scrape interval, seconds")
-    parser.add_argument("--idle", type=float, default=20, help="idle seconds sampled before the step")
+    parser.add_argument("--runs", type=int, default=3, help="load steps to time")
+    parser.add_argument("--idle", type=float, default=20, help="idle seconds sampled before each step")
     parser.add_argument("--poll", type=float, default=0.25, help="how often the benchmark samples, seconds")
     parser.add_argument("--timeout", type=float, default=180, help="give up waiting after this many seconds")
     parser.add_argument("--cluster-dir", type=Path, default=None, help="reuse a `make cluster-up` cluster")
