@@ -2,21 +2,25 @@
 
     .venv/bin/python benchmarks/scaling_reaction.py [--clients 4] [--scrape-interval 5] [--window 15]
 
-Everything is real: the test control plane (apiserver, controller-manager, scheduler, kwok), our
-operator, the KEDA operator (v2.20.2, built from Go modules), Prometheus and a tts-server with one
-worker. A TTSService with a GPU tier allowed to sleep (warm floor 0) and a CPU tier of 1; Prometheus
-scrapes the real server as the CPU tier's real pod (static target labels stand in for service
-discovery). The GPU tier is put at 0 (standing in for its cooldown having elapsed), the server idles,
-then N clients start at once. Timestamps, relative to the step:
+Everything is real: the test control plane (apiserver, controller-manager with its HPA controller,
+scheduler, kwok), our operator, KEDA v2.20.2 (operator and metrics adapter, built from Go modules),
+Prometheus and a tts-server with one worker. A TTSService with a GPU tier allowed to sleep (warm
+floor 0) and a CPU tier of 1; Prometheus scrapes the real server as the CPU tier's real pod (static
+target labels stand in for service discovery). The GPU tier is put at 0 (standing in for its cooldown
+having elapsed), the server idles, then N clients start at once. Timestamps, relative to the step:
 
   queue_on_server      the server's own /metrics shows tts_queue_depth > 0
   queue_scraped        Prometheus holds a tts_queue_depth sample > 0 for the pod
   query_active         the generated queue query (GPU tier, both tiers' queue) > activationThreshold (0)
-  query_over_target    the same query > threshold (queueDepthTarget): what the HPA would scale 1 -> N on
+  query_over_target    the same query > threshold (queueDepthTarget)
   keda_active          the GPU ScaledObject's Active condition turns True (KEDA's decision)
   replicas_changed     the GPU Deployment's spec.replicas leaves 0 (KEDA's own 0 -> 1 scale)
+  cpu_query_over_target  the CPU tier's own queue query > threshold
+  hpa_scaled_cpu       the CPU Deployment grows past 1 (the HPA's 1 -> N decision, read through
+                       external.metrics.k8s.io -> keda-adapter -> keda-operator -> Prometheus)
 
-then the load stops and the way down is timed the same way (queue empty, query 0, KEDA cooling down).
+then the load stops and the way down is timed the same way (queue empty, query 0, KEDA cooling down,
+the CPU tier back at 1: the benchmark's TTSService sets no scale-down window so runs can repeat).
 The expected production lag is computed from the same intervals with the chart's scrape interval and
 the operator's default window. Results are printed and saved under benchmarks/results/.
 """
@@ -58,8 +62,8 @@ HPA_SYNC_SECONDS = 15
 # What production uses by default: the chart's ServiceMonitor interval, the operator's queue window.
 PRODUCTION = {"scrape_interval_s": 30, "queue_window_s": 120}
 EVENTS = ("queue_on_server", "queue_scraped", "query_active", "query_over_target", "keda_active",
-          "replicas_changed")  # fmt: skip
-DOWN_EVENTS = ("queue_empty_on_server", "query_zero", "keda_cooldown")
+          "replicas_changed", "cpu_query_over_target", "hpa_scaled_cpu")  # fmt: skip
+DOWN_EVENTS = ("queue_empty_on_server", "query_zero", "keda_cooldown", "hpa_scaled_cpu_back")
 
 
 def lag_budget(scrape_s: float, window_s: int, polling_s: int, hpa_sync_s: int, step_s: int) -> dict:
@@ -88,8 +92,10 @@ def condition(body: dict, kind: str) -> tuple[str, str] | None:
 def prepare(kube: Kube, server: ServerProcess, root: Path, args: argparse.Namespace) -> tuple[Any, Any, str]:
     """TTSService up and Ready in KEDA's eyes, Prometheus scraping the server as its CPU pod."""
     tiers = {"gpu": {"maxReplicas": 4}, "cpu": {"maxReplicas": 4}}
+    # No scale-down window (default 600 s): the CPU tier must be back at 1 before the next step.
     autoscaling = {"enabled": True, "queueDepthTarget": args.target, "queueDepthWindowSeconds": args.window,
-                   "warmFloor": {"gpu": 0, "cpu": 1}}  # fmt: skip
+                   "warmFloor": {"gpu": 0, "cpu": 1},
+                   "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}  # fmt: skip
     kube.apply(tts(NAME, tiers=tiers, autoscaling={**autoscaling, "prometheusAddress": "http://127.0.0.1:1"}))
     selector = f"voicefleet.io/tier=cpu,voicefleet.io/service={NAME}"
     pod = wait_for(lambda: kube.get("pods", selector=selector)["items"], timeout=30, what="CPU pod")[0]
@@ -106,8 +112,9 @@ def prepare(kube: Kube, server: ServerProcess, root: Path, args: argparse.Namesp
     return prometheus_ctx, prom, so_name
 
 
-def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, query: str, selector: str) -> dict:
+def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, q: dict) -> dict:
     so = kube.get("scaledobjects.keda.sh", so_name)
+    query, selector = q["query"], q["pod_selector"]
     scraped = prom.query(f"tts_queue_depth{{{selector}}}")
     return {
         "t": time.time(),
@@ -116,6 +123,8 @@ def sample(kube: Kube, server: ServerProcess, prom: Any, so_name: str, query: st
         "query": prom.scalar(query, time.time()),
         "active": condition(so, "Active"),
         "replicas": kube.get("deployment", so_name)["spec"].get("replicas"),
+        "cpu_query": prom.scalar(q["cpu_query"], time.time()),
+        "cpu_replicas": kube.get("deployment", f"{NAME}-cpu")["spec"].get("replicas"),
     }
 
 
@@ -130,11 +139,14 @@ UP_TESTS = {
     "query_over_target": lambda s, q: (s["query"] or 0) > q["threshold"],
     "keda_active": lambda s, q: s["active"] == ("True", "ScalerActive"),
     "replicas_changed": lambda s, q: (s["replicas"] or 0) >= 1,
+    "cpu_query_over_target": lambda s, q: (s["cpu_query"] or 0) > q["threshold"],
+    "hpa_scaled_cpu": lambda s, q: (s["cpu_replicas"] or 0) > 1,
 }
 DOWN_TESTS = {
     "queue_empty_on_server": lambda s, q: s["server_queue"] == 0,
     "query_zero": lambda s, q: not s["query"],
     "keda_cooldown": lambda s, q: s["active"] == ("False", "ScalerCooldown"),
+    "hpa_scaled_cpu_back": lambda s, q: s["cpu_replicas"] == 1,
 }
 
 
@@ -142,12 +154,12 @@ def trial(kube: Kube, server: ServerProcess, prom: Any, so_name: str, q: dict, a
           ) -> dict:  # fmt: skip
     """Idle at 0, load step, wait for KEDA's decision, stop the load, wait for the cooldown to start."""
     def take() -> dict:
-        return sample(kube, server, prom, so_name, q["query"], q["pod_selector"])
+        return sample(kube, server, prom, so_name, q)
 
     kube.run("scale", "deployment", so_name, "--replicas=0")
     wait_for(lambda: (s := take())["replicas"] == 0 and s["query"] == 0 and s["server_queue"] == 0
-             and s["active"] == ("False", "ScalerNotActive"), timeout=120, interval=1,
-             what="GPU tier idle at 0 with an empty queue")  # fmt: skip
+             and s["active"] == ("False", "ScalerNotActive") and s["cpu_replicas"] == 1, timeout=120,
+             interval=1, what="GPU tier idle at 0, CPU tier at 1, queue empty")  # fmt: skip
     # The idle wait ends on one of KEDA's polls; a random extra pause lets each step meet KEDA's poll
     # and the query's 15 s grid at a different phase, so the runs spread over the real range.
     idle_until = time.time() + args.idle + random.uniform(0, q["polling_s"])
@@ -196,6 +208,7 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
         server.wait_ready()
         prometheus_ctx, prom, so_name = prepare(kube, server, work, args)
         so = kube.get("scaledobjects.keda.sh", so_name)
+        cpu_so = kube.get("scaledobjects.keda.sh", f"{NAME}-cpu")
         trigger = so["spec"]["triggers"][0]
         query = trigger["metadata"]["query"]
         q = {
@@ -204,6 +217,8 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
             "activation": float(trigger["metadata"]["activationThreshold"]),
             "pod_selector": query[query.index("{") + 1 : query.index("}")],
             "polling_s": so["spec"]["pollingInterval"],
+            # The CPU tier (floor 1) watches its own queue; its HPA does 1 -> N via KEDA's adapter.
+            "cpu_query": cpu_so["spec"]["triggers"][0]["metadata"]["query"],
         }
         trials = [trial(kube, server, prom, so_name, q, args) for _ in range(args.runs)]
         events = [e["message"] for e in kube.get("events")["items"]
@@ -218,6 +233,7 @@ def run(cluster: Cluster, args: argparse.Namespace) -> dict:
             "clients": args.clients,
             "server_workers": 1,
             "query": query,
+            "cpu_query": q["cpu_query"],
             "threshold": q["threshold"],
             "activation_threshold": q["activation"],
             "intervals": {
