@@ -11,6 +11,7 @@ Run ``python -m tests.cluster.build`` to build the control plane (it prints wher
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ ETCD_VERSION = "v3.6.14"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.21.4"
 KEDA_VERSION = "v2.20.2"
+KEDA_MODULE = "github.com/kedacore/keda/v2"
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so a
 # consumer module must replace each with its published v0.<minor>.<patch> tag to build it.
@@ -39,26 +41,6 @@ K8S_STAGING_MODULES = (
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
-# KEDA v2.20.2's go.mod pins these with replace directives, which `go build module@version` ignores; the
-# consumer module repeats them so the build resolves exactly what KEDA's own release was built against.
-KEDA_REPLACES = {
-    "github.com/google/cel-go": "v0.26.0",
-    "github.com/prometheus/client_golang": "v1.23.2",
-    "github.com/prometheus/client_model": "v0.6.2",
-    "github.com/prometheus/common": "v0.66.1",
-    "github.com/prometheus/prometheus": "v0.304.2",
-    "k8s.io/api": "v0.35.5",
-    "k8s.io/apiextensions-apiserver": "v0.35.5",
-    "k8s.io/apimachinery": "v0.35.5",
-    "k8s.io/apiserver": "v0.35.5",
-    "k8s.io/client-go": "v0.35.5",
-    "k8s.io/code-generator": "v0.35.5",
-    "k8s.io/component-base": "v0.35.5",
-    "k8s.io/gengo/v2": "v2.0.0-20250922181213-ec3ebc5fd46b",
-    "k8s.io/kube-openapi": "v0.0.0-20250910181357-589584f1c912",
-    "k8s.io/metrics": "v0.35.5",
-    "sigs.k8s.io/controller-runtime": "v0.23.3",
-}
 KEDA_BINARIES = {"keda-operator": "cmd/operator", "keda-adapter": "cmd/adapter"}
 
 
@@ -233,28 +215,61 @@ def build_etcd() -> Path:
     )
 
 
+def _go_output(cmd: list[str], log: Path) -> str:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, cwd=cache_root(), env=_go_env(), capture_output=True, text=True, check=False)
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(cmd)}\n{proc.stderr}")
+    if proc.returncode != 0:
+        raise BuildError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def keda_replaces() -> dict[str, str]:
+    """KEDA's own replace directives (module -> version), read from its go.mod in the module cache.
+
+    They pin k8s.io/* to v0.35.5, controller-runtime to v0.23.3, cel-go and the Prometheus libraries;
+    `go install module@version` ignores replace directives, so the consumer module must repeat them.
+    """
+    go, log = _go(), cache_root() / "logs" / f"keda-{KEDA_VERSION}.log"
+    module_dir = keda_module_dir()
+    if not (module_dir / "go.mod").exists():
+        _go_output([go, "mod", "download", f"{KEDA_MODULE}@{KEDA_VERSION}"], log)
+    edit = json.loads(_go_output([go, "mod", "edit", "-json", str(module_dir / "go.mod")], log))
+    replaces: dict[str, str] = {}
+    for rule in edit.get("Replace") or []:
+        old, new = rule["Old"], rule["New"]
+        if "Version" not in new or "Version" in old:
+            # A local path or a version-specific rule cannot be repeated from outside KEDA's tree.
+            raise BuildError(f"KEDA {KEDA_VERSION} has a replace directive this build cannot repeat: {rule}")
+        replaces[old["Path"]] = f"{new['Path']} {new['Version']}"
+    return replaces
+
+
 def build_keda() -> Path:
     """KEDA's operator and metrics adapter (keda-metrics-apiserver); cold, this compiles every cloud SDK."""
-    module = "github.com/kedacore/keda/v2"
-    replaces = "\n".join(f"\t{mod} => {mod} {version}" for mod, version in KEDA_REPLACES.items())
+    out_dir = cache_root() / "bin" / f"keda-{KEDA_VERSION}"
+    if _done(out_dir, tuple(KEDA_BINARIES)):
+        return out_dir
+    replaces = "\n".join(f"\t{mod} => {target}" for mod, target in keda_replaces().items())
     go_mod = (
         "module voicefleet.local/kedabuild\n\ngo 1.26\n\n"
-        f"require {module} {KEDA_VERSION}\n\nreplace (\n{replaces}\n)\n"
+        f"require {KEDA_MODULE} {KEDA_VERSION}\n\nreplace (\n{replaces}\n)\n"
     )
-    imports = "".join(f'\t_ "{module}/{pkg}"\n' for pkg in ("pkg/scaling", "pkg/provider"))
+    imports = "".join(f'\t_ "{KEDA_MODULE}/{pkg}"\n' for pkg in ("pkg/scaling", "pkg/provider"))
     tools_go = (
         "//go:build tools\n\n// Blank imports keep `go mod tidy` from dropping what we build.\n"
         f"package tools\n\nimport (\n{imports})\n"
     )
-    packages = {binary: f"{module}/{pkg}" for binary, pkg in KEDA_BINARIES.items()}
+    packages = {binary: f"{KEDA_MODULE}/{pkg}" for binary, pkg in KEDA_BINARIES.items()}
     # KEDA logs and reports this version (its Makefile stamps it the same way).
-    ldflags = f"-X={module}/version.Version={KEDA_VERSION.removeprefix('v')}"
+    ldflags = f"-X={KEDA_MODULE}/version.Version={KEDA_VERSION.removeprefix('v')}"
     return _build_consumer_module(f"keda-{KEDA_VERSION}", go_mod, tools_go, packages, ldflags)
 
 
 def keda_module_dir() -> Path:
     """KEDA's module source in GOMODCACHE (its CRDs and manifests are read from here, never copied)."""
-    return cache_root() / "go" / "mod" / "github.com" / "kedacore" / "keda" / f"v2@{KEDA_VERSION}"
+    return cache_root() / "go" / "mod" / Path(KEDA_MODULE).parent / f"{Path(KEDA_MODULE).name}@{KEDA_VERSION}"
 
 
 def ensure_keda() -> dict[str, Path]:
