@@ -37,7 +37,8 @@ POLLING_S = 15
 
 @pytest.fixture(scope="module")
 def keda(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keda]:
-    """KEDA's operator for this module only. Never skipped: a failed build or start is an error."""
+    """KEDA (operator and metrics adapter) for this module only. Never skipped: a failed build or start
+    is an error that says why."""
     running = start_keda(cluster, tmp_path_factory.mktemp("keda"))
     try:
         yield running
@@ -196,6 +197,8 @@ def test_scaled_objects_ready_and_hpa_carries_our_metrics_and_behavior(kube, ope
 def test_queue_rise_wakes_a_gpu_tier_from_zero(kube, operator, keda, tts_server, prometheus_for):
     autoscaling = {"enabled": True, "queueDepthTarget": 2, "queueDepthWindowSeconds": 15,
                    "warmFloor": {"gpu": 0, "cpu": 1}}  # fmt: skip
+    # Prometheus must know the CPU pod's real name, which exists only once the operator made the
+    # Deployment: apply first with an address nothing listens on, then point the service at Prometheus.
     kube.apply(tts("wake", tiers={"gpu": {"maxReplicas": 2}, "cpu": {"maxReplicas": 2}},
                    autoscaling={**autoscaling, "prometheusAddress": "http://127.0.0.1:1"}))  # fmt: skip
     try:
@@ -259,6 +262,7 @@ def test_hpa_scales_a_tier_up_on_the_queue_through_keda_metrics_adapter(kube, op
     tiers = {"cpu": {"maxReplicas": 3}}
     autoscaling = {"enabled": True, "queueDepthTarget": 1, "queueDepthWindowSeconds": 15,
                    "warmFloor": {"cpu": 1}}  # fmt: skip
+    # As above: Prometheus needs the real pod name first.
     kube.apply(tts("grow", tiers=tiers, autoscaling={**autoscaling, "prometheusAddress": "http://127.0.0.1:1"}))
     try:
         prom = prometheus_for(kube.namespace, cpu_pod_name(kube, "grow"))
