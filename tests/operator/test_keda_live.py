@@ -23,6 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tts_operator.render import Owner
+from tts_operator.render.scaledobject import render_scaled_object
+from tts_operator.spec import TTSServiceSpec
 
 from tests.cluster.cluster import Cluster
 from tests.cluster.keda import Keda, start_keda
@@ -299,3 +302,44 @@ def test_hpa_scales_a_tier_up_on_the_queue_through_keda_metrics_adapter(kube, op
         assert any("New size: 3" in m and "s0-prometheus" in m for m in rescale), rescale
     finally:
         remove_service(kube, "grow")
+
+
+def test_metrics_outage_never_scales_a_tier_that_may_sleep_down_to_zero(kube, keda):
+    """Prometheus down must hold what runs, also for a tier whose floor is 0.
+
+    KEDA only treats an erroring, inactive ScaledObject as "fallback, hold" when fallback.replicas is
+    not 0 (pkg/scaling/executor/scale_scaledobjects.go); with 0 it takes the scale-to-zero branch once
+    the cooldown has passed. The object is the operator's own rendering for a floor-0 GPU tier, copied
+    onto a plain Deployment with only the cooldowns shortened (600 s in the operator) so the outcome
+    shows within the test.
+    """
+    spec = TTSServiceSpec.model_validate({
+        "engine": "baker", "model": {"source": "builtin", "id": "baker"},
+        "tiers": {"gpu": {"maxReplicas": 4}, "cpu": {}},
+        "autoscaling": {"enabled": True, "warmFloor": {"gpu": 0}},
+    })  # fmt: skip
+    owner = Owner(name="outage", namespace=kube.namespace, uid="unused")
+    rendered = render_scaled_object(owner, spec, "gpu", "http://127.0.0.1:1")  # nothing listens there
+    kube.apply({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "outage-gpu"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "outage"}},
+                 "template": {"metadata": {"labels": {"app": "outage"}},
+                              "spec": {"containers": [{"name": "c", "image": "registry.invalid/c"}]}}},
+    })  # fmt: skip
+    rendered["metadata"] = {"name": "outage-gpu"}  # no owner: the TTSService does not exist
+    rendered["spec"].update(cooldownPeriod=5, initialCooldownPeriod=5)
+    kube.apply(rendered)
+    try:
+        # KEDA polls every 15 s and the HPA asks every 15 s: within 75 s the cooldown has long passed,
+        # the queries have failed at least 3 times and KEDA reports the fallback in force.
+        deadline = time.monotonic() + 75
+        replicas: list[int] = []
+        while time.monotonic() < deadline:
+            replicas.append(kube.get("deployment", "outage-gpu")["spec"]["replicas"])
+            time.sleep(1)
+        assert set(replicas) == {2}, f"a metrics outage scaled the tier: {replicas}"
+        wait_for(lambda: so_condition(scaled_object(kube, "outage-gpu"), "Fallback") == ("True",
+                 "FallbackExists"), timeout=60, interval=1, what="KEDA reporting the fallback")  # fmt: skip
+        assert kube.get("deployment", "outage-gpu")["spec"]["replicas"] == 2
+    finally:
+        kube.run("delete", "scaledobject.keda.sh", "outage-gpu", "--wait=true", "--timeout=30s")
