@@ -50,7 +50,8 @@ def _signed(name: str, subject: str, extensions: str, pki: Path) -> None:
 def make_pki(pki: Path) -> None:
     """CA, apiserver serving cert, client certs and the service-account signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
-    if (pki / "done").exists():
+    # A folder made before a client was added to CLIENTS is made again.
+    if (pki / "done").exists() and all((pki / f"{name}.crt").exists() for name, _ in CLIENTS):
         return
     _key("ca", pki)
     _openssl(
