@@ -218,11 +218,16 @@ class Scheduler:
                 ):
                     self._cond.wait(self.batch_wait_s)
                     self._admit(worker)
-                for job in [j for j in worker.active if j.cancelled]:
+                cancelled = [j for j in worker.active if j.cancelled]
+                for job in cancelled:
                     self.metrics.client_disconnects.labels(self._label, "streaming").inc()
                     self._finish(worker, job)
                 if worker.active:
                     return list(worker.active)
+                # Dropping cancelled jobs freed the batch: admit the waiting ones now; nothing else
+                # would wake this worker before the next submit.
+                if cancelled and self._waiting:
+                    continue
                 if not self._waiting and not any(w.active for w in self._workers):
                     self._idle.set()
                 self._cond.wait()

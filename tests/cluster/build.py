@@ -4,12 +4,14 @@ Binaries are cached under ``$VOICEFLEET_CACHE`` (default ``~/.cache/voicefleet``
 component and version, so a warm start builds nothing and two versions can live side by side.
 GOMODCACHE and GOCACHE live there too, so a fresh clone on the same machine reuses the downloads.
 
-Run ``python -m tests.cluster.build`` to build everything (it prints where the binaries are).
+Run ``python -m tests.cluster.build`` to build the control plane (it prints where the binaries are), and
+``python -m tests.cluster.build --keda`` to build the KEDA operator and metrics adapter.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +26,8 @@ K8S_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.14"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.21.4"
+KEDA_VERSION = "v2.20.2"
+KEDA_MODULE = "github.com/kedacore/keda/v2"
 
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so a
 # consumer module must replace each with its published v0.<minor>.<patch> tag to build it.
@@ -35,6 +39,9 @@ K8S_STAGING_MODULES = (
     "mount-utils pod-security-admission sample-apiserver streaming"
 ).split()
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+KEDA_BINARIES = {"keda-operator": "cmd/operator", "keda-adapter": "cmd/adapter"}
 
 
 class BuildError(RuntimeError):
@@ -208,6 +215,69 @@ def build_etcd() -> Path:
     )
 
 
+def _go_output(cmd: list[str], log: Path) -> str:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, cwd=cache_root(), env=_go_env(), capture_output=True, text=True, check=False)
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(cmd)}\n{proc.stderr}")
+    if proc.returncode != 0:
+        raise BuildError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def keda_replaces() -> dict[str, str]:
+    """KEDA's own replace directives (module -> version), read from its go.mod in the module cache.
+
+    They pin k8s.io/* to v0.35.5, controller-runtime to v0.23.3, cel-go and the Prometheus libraries;
+    `go install module@version` ignores replace directives, so the consumer module must repeat them.
+    """
+    go, log = _go(), cache_root() / "logs" / f"keda-{KEDA_VERSION}.log"
+    module_dir = keda_module_dir()
+    if not (module_dir / "go.mod").exists():
+        _go_output([go, "mod", "download", f"{KEDA_MODULE}@{KEDA_VERSION}"], log)
+    edit = json.loads(_go_output([go, "mod", "edit", "-json", str(module_dir / "go.mod")], log))
+    replaces: dict[str, str] = {}
+    for rule in edit.get("Replace") or []:
+        old, new = rule["Old"], rule["New"]
+        if "Version" not in new or "Version" in old:
+            # A local path or a version-specific rule cannot be repeated from outside KEDA's tree.
+            raise BuildError(f"KEDA {KEDA_VERSION} has a replace directive this build cannot repeat: {rule}")
+        replaces[old["Path"]] = f"{new['Path']} {new['Version']}"
+    return replaces
+
+
+def build_keda() -> Path:
+    """KEDA's operator and metrics adapter (keda-metrics-apiserver); cold, this compiles every cloud SDK."""
+    out_dir = cache_root() / "bin" / f"keda-{KEDA_VERSION}"
+    if _done(out_dir, tuple(KEDA_BINARIES)):
+        return out_dir
+    replaces = "\n".join(f"\t{mod} => {target}" for mod, target in keda_replaces().items())
+    go_mod = (
+        "module voicefleet.local/kedabuild\n\ngo 1.26\n\n"
+        f"require {KEDA_MODULE} {KEDA_VERSION}\n\nreplace (\n{replaces}\n)\n"
+    )
+    imports = "".join(f'\t_ "{KEDA_MODULE}/{pkg}"\n' for pkg in ("pkg/scaling", "pkg/provider"))
+    tools_go = (
+        "//go:build tools\n\n// Blank imports keep `go mod tidy` from dropping what we build.\n"
+        f"package tools\n\nimport (\n{imports})\n"
+    )
+    packages = {binary: f"{KEDA_MODULE}/{pkg}" for binary, pkg in KEDA_BINARIES.items()}
+    # KEDA logs and reports this version (its Makefile stamps it the same way).
+    ldflags = f"-X={KEDA_MODULE}/version.Version={KEDA_VERSION.removeprefix('v')}"
+    return _build_consumer_module(f"keda-{KEDA_VERSION}", go_mod, tools_go, packages, ldflags)
+
+
+def keda_module_dir() -> Path:
+    """KEDA's module source in GOMODCACHE (its CRDs and manifests are read from here, never copied)."""
+    return cache_root() / "go" / "mod" / Path(KEDA_MODULE).parent / f"{Path(KEDA_MODULE).name}@{KEDA_VERSION}"
+
+
+def ensure_keda() -> dict[str, Path]:
+    """Build KEDA if missing; binary name -> path. Apart from the control plane: only KEDA tests need it."""
+    out_dir = build_keda()
+    return {binary: out_dir / binary for binary in KEDA_BINARIES}
+
+
 KWOK_STAGES = (
     "node/fast/node-initialize.yaml",
     "node/heartbeat/node-heartbeat.yaml",
@@ -247,18 +317,19 @@ def ensure_binaries() -> Binaries:
     )
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     started = time.monotonic()
+    want_keda = "--keda" in argv
     try:
-        binaries = ensure_binaries()
+        binaries = ensure_keda() if want_keda else ensure_binaries().all()
     except BuildError as error:
-        print(f"control plane build failed: {error}", file=sys.stderr)
+        print(f"{'KEDA' if want_keda else 'control plane'} build failed: {error}", file=sys.stderr)
         return 1
-    for name, path in binaries.all().items():
+    for name, path in binaries.items():
         print(f"{name}: {path}")
     print(f"built or found in {time.monotonic() - started:.1f} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

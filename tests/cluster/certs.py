@@ -15,6 +15,9 @@ CLIENTS = (
     ("scheduler", "/CN=system:kube-scheduler"),
     # The operator gets its own identity so the audit log can count its requests alone.
     ("operator", "/O=system:masters/CN=voicefleet-operator"),
+    # The aggregator's identity towards extension API servers (KEDA's metrics adapter), which trust
+    # the user it names in X-Remote-User only from this certificate.
+    ("front-proxy-client", "/CN=front-proxy-client"),
 )
 SERVER_SANS = (
     "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
@@ -47,7 +50,8 @@ def _signed(name: str, subject: str, extensions: str, pki: Path) -> None:
 def make_pki(pki: Path) -> None:
     """CA, apiserver serving cert, client certs and the service-account signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
-    if (pki / "done").exists():
+    # A folder made before a client was added to CLIENTS is made again.
+    if (pki / "done").exists() and all((pki / f"{name}.crt").exists() for name, _ in CLIENTS):
         return
     _key("ca", pki)
     _openssl(

@@ -160,6 +160,13 @@ class Cluster:
             "--authorization-mode=RBAC", "--allow-privileged=true",
             f"--cert-dir={self.root / 'apiserver-certs'}",
             f"--audit-policy-file={self._audit_policy()}", f"--audit-log-path={self.audit_log}",
+            # Aggregated APIs (KEDA's external metrics adapter): how the apiserver proxies to them.
+            f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
         ])  # fmt: skip
         self._wait("apiserver /readyz", lambda: self._readyz(), 60, "kube-apiserver")
 

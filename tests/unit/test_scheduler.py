@@ -115,6 +115,32 @@ def test_cancelled_queued_job_is_never_synthesized() -> None:
     asyncio.run(run())
 
 
+def test_cancelling_the_running_job_does_not_strand_the_queue() -> None:
+    """A client leaving mid-synthesis must not park the worker while others wait (found by the KEDA
+    live test: the queue gauge stayed at 3 after a load step's clients left, so KEDA never cooled down)."""
+
+    async def run() -> None:
+        engine = ScriptedEngine(batching=False)
+        engine.gate.clear()
+        sched = make(engine, batch=1)
+        running = sched.submit(segs("r1", "r2"), 10)
+        waiting = [sched.submit(segs(f"w{i}"), 10) for i in range(2)]
+        sched.start()
+        await asyncio.sleep(0.2)  # "r1" is inside the engine
+        running.cancel()
+        waiting[0].cancel()
+        engine.gate.set()
+        events = await drain_events(waiting[1])  # the live waiting job is served without a new submit
+        assert events[-1].last
+        assert await sched.wait_idle(5)
+        sched.stop()
+        assert engine.calls == [["r1"], ["w1"]]
+        assert sched.metrics.queue_depth.labels("scripted")._value.get() == 0
+        assert sched.metrics.in_flight.labels("scripted")._value.get() == 0
+
+    asyncio.run(run())
+
+
 def test_expired_job_gets_queue_timeout() -> None:
     async def run() -> None:
         engine = ScriptedEngine()

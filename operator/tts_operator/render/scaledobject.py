@@ -166,10 +166,11 @@ def render_scaled_object(
         so_spec["cooldownPeriod"] = COOLDOWN_SECONDS
         so_spec["initialCooldownPeriod"] = COOLDOWN_SECONDS
     # When Prometheus cannot answer, hold what runs (or the floor, if more): an outage of the metrics
-    # pipeline must never scale a busy service down.
+    # pipeline must never scale a busy service down. At least 1: KEDA holds an erroring object only
+    # when fallback.replicas is not 0; with 0 it scales a floor-0 tier to zero after the cooldown.
     so_spec["fallback"] = {
         "failureThreshold": FALLBACK_FAILURE_THRESHOLD,
-        "replicas": floor,
+        "replicas": max(floor, 1),
         "behavior": "currentReplicasIfHigher",
     }
     so_spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": behavior(spec)}}
