@@ -292,6 +292,14 @@ def test_hpa_scales_a_tier_up_on_the_queue_through_keda_metrics_adapter(kube, op
             wait_for(lambda: kube.get("deployment", "grow-cpu")["spec"]["replicas"] == 3, timeout=120,
                      interval=0.5, what="the HPA scaling grow-cpu 1 -> 3")  # fmt: skip
             assert external_value() == 3
+            # Our operator's status tells the same story, read live from Prometheus and KEDA.
+            def cpu_status() -> dict | None:
+                tier = (kube.get("tts", "grow").get("status", {}).get("tiers") or {}).get("cpu") or {}
+                active_now = "queue-depth" in (tier.get("activeTriggers") or [])
+                return tier if active_now and (tier.get("queueDepth") or 0) > 0 else None
+
+            live = wait_for(cpu_status, timeout=30, what="status.tiers.cpu: queue-depth active, queue read")
+            assert live["maxReplicas"] == 3, live
         status = hpa(kube, "keda-hpa-grow-cpu")["status"]
         assert status["desiredReplicas"] == 3
         queue_metric = status["currentMetrics"][0]["external"]
@@ -300,6 +308,15 @@ def test_hpa_scales_a_tier_up_on_the_queue_through_keda_metrics_adapter(kube, op
         assert queue_metric["current"]["averageValue"] == "3"
         rescale = [e["message"] for e in kube.get("events")["items"] if e["reason"] == "SuccessfulRescale"]
         assert any("New size: 3" in m and "s0-prometheus" in m for m in rescale), rescale
+
+        def hpa_decision() -> dict | None:
+            found = kube.get("tts", "grow").get("status", {}).get("decisions") or []
+            return next((d for d in found if (d["source"], d["tier"]) == ("hpa", "cpu")
+                         and d["action"].endswith("-> 3")), None)  # fmt: skip
+
+        # ... and status.decisions records the HPA's decision with the trigger that drove it.
+        decision = wait_for(hpa_decision, timeout=30, what="the HPA's 1 -> 3 in status.decisions")
+        assert "queue-depth" in decision["reason"], decision
     finally:
         remove_service(kube, "grow")
 
