@@ -503,6 +503,11 @@ class Autoscaling(_Model):
     scale_down_stabilization_seconds: int = Field(
         600, ge=0, le=3600, description="Wait before removing replicas (behavior.scaleDown can override)."
     )
+    scale_to_zero_cooldown_seconds: int = Field(
+        600, ge=0, le=86400,
+        description="A tier whose floor is 0 goes to 0 only after this long without queued work (KEDA "
+        "cooldownPeriod); a new tier waits as long before it may first go to 0 (initialCooldownPeriod).",
+    )  # fmt: skip
     behavior: Behavior = Field(default_factory=Behavior, description="HPA scale-up/down behaviour.")
     schedules: list[Schedule] = Field(
         default_factory=list,

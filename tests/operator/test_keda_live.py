@@ -10,9 +10,9 @@ Scraping: Prometheus reaches the one tts-server process through a static target 
 (namespace, pod) stand in for what Kubernetes service discovery would add for a CPU-tier pod; kwok's
 pods serve nothing, so the queue KEDA sees is that real server's.
 
-Not covered: the way back to 0. The operator renders cooldownPeriod and initialCooldownPeriod as a
-fixed 600 s (render/scaledobject.py, not in the spec), so the tests stop at KEDA's "cooling down"
-state; for the same reason a new tier with floor 0 starts at 1 and is put at 0 by hand.
+The way back to 0 runs too: the GPU tier's spec.autoscaling.scaleToZeroCooldownSeconds is short here
+(600 s by default), so KEDA takes a fresh idle tier to 0 on its own and returns a woken one to 0 once
+the queue has been empty that long.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from tests.operator.conftest import Kube, tts, wait_for
 from tests.promstack import Prometheus, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
+# Short enough to watch KEDA take an idle tier to 0; long enough to see its "cooling down" state first.
+COOLDOWN_S = 30
 # KEDA's prometheus scaler polls this often (the operator renders it; KEDA acts on it at 0 replicas).
 POLLING_S = 15
 
@@ -199,7 +201,7 @@ def test_scaled_objects_ready_and_hpa_carries_our_metrics_and_behavior(kube, ope
 
 def test_queue_rise_wakes_a_gpu_tier_from_zero(kube, operator, keda, tts_server, prometheus_for):
     autoscaling = {"enabled": True, "queueDepthTarget": 2, "queueDepthWindowSeconds": 15,
-                   "warmFloor": {"gpu": 0, "cpu": 1}}  # fmt: skip
+                   "warmFloor": {"gpu": 0, "cpu": 1}, "scaleToZeroCooldownSeconds": COOLDOWN_S}  # fmt: skip
     # Prometheus must know the CPU pod's real name, which exists only once the operator made the
     # Deployment: apply first with an address nothing listens on, then point the service at Prometheus.
     kube.apply(tts("wake", tiers={"gpu": {"maxReplicas": 2}, "cpu": {"maxReplicas": 2}},
@@ -216,10 +218,11 @@ def test_queue_rise_wakes_a_gpu_tier_from_zero(kube, operator, keda, tts_server,
         queue_trigger = gpu_so["spec"]["triggers"][0]
         assert queue_trigger["metadata"]["activationThreshold"] == "0"
         assert 'pod=~"wake-(gpu|cpu)-[a-z0-9]+-[a-z0-9]+"' in queue_trigger["metadata"]["query"]
-        # A new Deployment without spec.replicas starts at 1, and KEDA keeps it there for the
-        # initialCooldownPeriod (600 s, an operator constant). Scaling it to 0 by hand stands in for
-        # that wait; KEDA then leaves an idle tier at 0 (the HPA is disabled at 0 replicas).
-        kube.run("scale", "deployment", "wake-gpu", "--replicas=0")
+        assert gpu_so["spec"]["cooldownPeriod"] == gpu_so["spec"]["initialCooldownPeriod"] == COOLDOWN_S
+        # A new Deployment without spec.replicas starts at 1; KEDA takes the idle tier to 0 itself once
+        # the initialCooldownPeriod has passed (the HPA is disabled at 0 replicas).
+        wait_for(lambda: kube.get("deployment", "wake-gpu")["spec"]["replicas"] == 0, timeout=COOLDOWN_S + 60,
+                 interval=0.5, what="KEDA taking the idle wake-gpu to 0")  # fmt: skip
         wait_for(lambda: active(kube, "wake-gpu") == ("False", "ScalerNotActive"), timeout=60,
                  what="wake-gpu idle at 0")  # fmt: skip
         time.sleep(POLLING_S + 1)  # a full polling interval idle: KEDA must not wake it on its own
@@ -247,13 +250,19 @@ def test_queue_rise_wakes_a_gpu_tier_from_zero(kube, operator, keda, tts_server,
                         "s0-prometheus"], woke  # fmt: skip
         print(f"GPU tier woke {woke_after:.1f} s after the load step (query value {seen})")
 
-        # Load gone: KEDA sees the queue empty and starts the cooldown instead of scaling (600 s, an
-        # operator constant, before it returns the tier to 0; too long to wait for here).
+        # Load gone: KEDA sees the queue empty, cools down instead of scaling at once, and returns the
+        # tier to 0 once the queue has been empty for the cooldown.
         wait_for(lambda: prom.scalar(query, time.time()) == 0, timeout=60, interval=0.5,
                  what="the queue query back at 0")  # fmt: skip
+        idle_since = time.monotonic()
         wait_for(lambda: active(kube, "wake-gpu") == ("False", "ScalerCooldown"), timeout=60, interval=0.5,
                  what="wake-gpu cooling down")  # fmt: skip
         assert kube.get("deployment", "wake-gpu")["spec"]["replicas"] >= 1
+        wait_for(lambda: kube.get("deployment", "wake-gpu")["spec"]["replicas"] == 0,
+                 timeout=COOLDOWN_S + 2 * POLLING_S + 30, interval=0.5, what="KEDA returning wake-gpu to 0")
+        slept_after = time.monotonic() - idle_since
+        # Not before the cooldown (less the query's own lag behind the queue emptying).
+        assert slept_after >= COOLDOWN_S - POLLING_S, slept_after
     finally:
         remove_service(kube, "wake")
 

@@ -143,6 +143,13 @@ def test_sleeping_gpu_tier_wakes_on_the_whole_service_queue():
     assert queue["metadata"]["activationThreshold"] == "0"
     # At 0 GPU pods there are no DCGM series; that is no error.
     assert "ignoreNullValues" not in gpu["metadata"]
+
+
+def test_scale_to_zero_cooldown_is_the_users():
+    spec = so("gpu", warmFloor={"gpu": 0}, scaleToZeroCooldownSeconds=45)["spec"]
+    assert spec["cooldownPeriod"] == spec["initialCooldownPeriod"] == 45
+    # A tier that never sleeps carries neither: KEDA ignores them above 0 replicas.
+    assert "cooldownPeriod" not in so("gpu", scaleToZeroCooldownSeconds=45)["spec"]
     # Not 0: KEDA would take an outage for idleness and scale the tier to zero (test_keda_live.py).
     assert spec["fallback"]["replicas"] == 1
 

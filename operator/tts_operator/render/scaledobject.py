@@ -8,7 +8,8 @@ settings we use are left out instead of rendered with inert values (its webhook 
 (its warm floor, or a schedule window's ``warmFloor: 0``). For a window they stay rendered while it is
 closed: the ScaledObject keeps one shape and only ``minReplicaCount`` moves at the window's edges.
 ``initialCooldownPeriod`` counts from the ScaledObject's creation, so a night window opening on an old
-object is governed by ``cooldownPeriod`` alone (600 s without activity before the last pod goes).
+object is governed by ``cooldownPeriod`` alone (``scaleToZeroCooldownSeconds``, default 600 s,
+without activity before the last pod goes).
 
 The bounds come from the operator's policy (``policy.decide``) when given: schedule windows, CPU
 fallback and pre-warm move ``minReplicaCount`` / ``maxReplicaCount``, which KEDA has no per-window
@@ -29,9 +30,6 @@ PAUSED_ANNOTATION = "autoscaling.keda.sh/paused"
 POLLING_INTERVAL_SECONDS = 15
 # Three failed polls in a row (45 s) before the fallback acts: one slow scrape is no outage.
 FALLBACK_FAILURE_THRESHOLD = 3
-# A tier at 0 stays up this long after the last activity, and a new object waits this long before its
-# first scale to 0 (so a fresh service does not drop its pods before any traffic arrived).
-COOLDOWN_SECONDS = 600
 # Scale up promptly (the "held for N minutes" lives in the queries), by up to 4 pods or doubling a minute.
 SCALE_UP_POLICIES = (ScalingPolicy(type="Pods", value=4, period_seconds=60),
                      ScalingPolicy(type="Percent", value=100, period_seconds=60))  # fmt: skip
@@ -163,8 +161,8 @@ def render_scaled_object(
         "maxReplicaCount": ceiling,
     }
     if may_sleep(spec, tier):
-        so_spec["cooldownPeriod"] = COOLDOWN_SECONDS
-        so_spec["initialCooldownPeriod"] = COOLDOWN_SECONDS
+        so_spec["cooldownPeriod"] = autoscaling.scale_to_zero_cooldown_seconds
+        so_spec["initialCooldownPeriod"] = autoscaling.scale_to_zero_cooldown_seconds
     # When Prometheus cannot answer, hold what runs (or the floor, if more): an outage of the metrics
     # pipeline must never scale a busy service down. At least 1: KEDA holds an erroring object only
     # when fallback.replicas is not 0; with 0 it scales a floor-0 tier to zero after the cooldown.
