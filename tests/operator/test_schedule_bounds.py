@@ -56,7 +56,9 @@ def test_plan_bounds_go_into_the_scaled_objects():
     objects = by_kind(render_children(OWNER, spec, bounds=plan.tiers), "ScaledObject")
     gpu = objects["voice-gpu"]["spec"]
     assert (gpu["minReplicaCount"], gpu["maxReplicaCount"]) == (0, 2)
-    assert gpu["fallback"]["replicas"] == 0  # the floor in force, not the daytime one
+    # The floor in force (0), raised to 1: KEDA holds an object whose queries fail only when
+    # fallback.replicas is not 0, so a Prometheus outage at night must not take the tier to zero.
+    assert gpu["fallback"]["replicas"] == 1
     assert minmax(objects["voice-cpu"]) == (1, 3)
     # Triggers do not depend on the hour: the window's warmFloor 0 means the tier may sleep at any time.
     day_plan = decide(spec, AT_PEAK, Observation())
