@@ -21,6 +21,7 @@ import httpx
 import yaml
 
 from tests.operator.conftest import free_port, wait_for
+from tests.server.conftest import ServerProcess
 
 # (namespace, pod, gpu index, utilization percent)
 GPUSeries = tuple[str, str, str, float]
@@ -161,3 +162,16 @@ def wait_for_value(prom: Prometheus, promql: str, predicate: Any, timeout: float
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout} s waiting on {promql} (last value {value})")
+
+
+@contextmanager
+def queueing_server(log_dir: Path, max_queue: int = 16) -> Iterator[ServerProcess]:
+    """A real tts-server with one worker thread, so concurrent requests queue: the scaling signal the
+    Prometheus tests read (tts_queue_depth)."""
+    server = ServerProcess(["--threads", "1", "--max-queue", str(max_queue), "--request-timeout-s", "300"],
+                           {}, log_dir / "server.log")  # fmt: skip
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop(timeout=10)

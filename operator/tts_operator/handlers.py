@@ -445,17 +445,24 @@ async def _observe_forever(
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
+def _live_spec(services: kopf.Index, key: Key) -> TTSServiceSpec | None:
+    """The spec of a TTSService that exists, is not being deleted and passes the models; else None."""
+    entry = _first(services, key)
+    if entry is None or entry["deleting"]:
+        return None
+    try:
+        return TTSServiceSpec.model_validate(entry["spec"])
+    except ValidationError:
+        return None
+
+
 async def _observe_one(
     key: Key, memo: kopf.Memo, indices: dict[str, kopf.Index], limit: asyncio.Semaphore, timeout: float,
     logger: logging.Logger,
 ) -> None:  # fmt: skip
     try:
-        entry = _first(indices["ttsservices"], key)
-        if entry is None or entry["deleting"]:
-            return
-        try:
-            spec = TTSServiceSpec.model_validate(entry["spec"])
-        except ValidationError:
+        spec = _live_spec(indices["ttsservices"], key)
+        if spec is None:
             return
         if not spec.autoscaling.enabled:
             memo.live.pop(key, None)  # the reconcile of that spec change took the live keys out
@@ -564,15 +571,10 @@ def gpu_pending_since(namespace: str, labels: kopf.Labels, status: kopf.Status, 
 async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
     """Decide again and, when the bounds moved, apply the ScaledObjects (or, without KEDA, the
     Deployments) and refresh status. Cheap when nothing changed: no API call."""
-    entry = _first(kwargs["ttsservices"], key)
-    if entry is None or entry["deleting"] or key not in memo.applied:
+    spec = _live_spec(kwargs["ttsservices"], key) if key in memo.applied else None
+    if spec is None or not spec.autoscaling.enabled:
         return
-    try:
-        spec = TTSServiceSpec.model_validate(entry["spec"])
-    except ValidationError:
-        return
-    if not spec.autoscaling.enabled:
-        return
+    uid = _first(kwargs["ttsservices"], key)["uid"]
     async with memo.plan_locks[key]:
         plan = policy_runtime.plan_for(key, spec, memo, kwargs)
         before = memo.plans.get(key)
@@ -581,7 +583,7 @@ async def replan(key: Key, memo: kopf.Memo, logger: logging.Logger, **kwargs: An
             policy_runtime.wake_if_sooner(before, plan, memo)
             return
         kind = "ScaledObject" if memo.keda["available"] else "Deployment"
-        owner = Owner(key[1], key[0], entry["uid"])
+        owner = Owner(key[1], key[0], uid)
         policy_runtime.remember(key, plan, memo)
         children = [ch for ch in _render(owner, spec, memo, plan) if ch["kind"] == kind]
         try:

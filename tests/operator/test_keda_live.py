@@ -31,7 +31,7 @@ from tests.cluster.cluster import Cluster
 from tests.cluster.keda import Keda, start_keda
 from tests.loadstep import Load
 from tests.operator.conftest import Kube, tts, wait_for
-from tests.promstack import Prometheus, running_prometheus, static_job
+from tests.promstack import Prometheus, queueing_server, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 # Short enough to watch KEDA take an idle tier to 0; long enough to see its "cooling down" state first.
@@ -64,13 +64,8 @@ def keda(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="module")
 def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # One worker: concurrent requests queue, which is the signal under test.
-    server = ServerProcess(["--threads", "1", "--max-queue", "32", "--request-timeout-s", "300"], {},
-                           tmp_path_factory.mktemp("server") / "server.log")  # fmt: skip
-    try:
-        server.wait_ready()
+    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=32) as server:
         yield server
-    finally:
-        server.stop(timeout=10)
 
 
 def cpu_pod_name(kube: Kube, deployment: str) -> str:

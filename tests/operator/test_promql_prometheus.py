@@ -22,7 +22,7 @@ from tts_operator import triggers as t
 from tts_operator.spec import DCGMLabels
 
 from tests.operator.conftest import wait_for
-from tests.promstack import DCGMStandIn, running_prometheus, static_job
+from tests.promstack import DCGMStandIn, queueing_server, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 POD = "voice-cpu-7d9f8b6c5-x2x4z"
@@ -52,13 +52,8 @@ def dcgm() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(["--threads", "1", "--max-queue", "16", "--request-timeout-s", "300"], {},
-                           tmp_path_factory.mktemp("server") / "server.log")  # fmt: skip
-    try:
-        server.wait_ready()
+    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=16) as server:
         yield server
-    finally:
-        server.stop(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from tts_operator.spec import DCGMLabels
 
 from tests.cluster.build import ensure_binaries
 from tests.operator.conftest import wait_for
-from tests.promstack import DCGMStandIn, Prometheus, running_prometheus, static_job
+from tests.promstack import DCGMStandIn, Prometheus, queueing_server, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,16 +139,8 @@ def dcgm() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        ["--threads", "1", "--max-queue", "16", "--request-timeout-s", "300"],
-        {},
-        tmp_path_factory.mktemp("server") / "server.log",
-    )
-    try:
-        server.wait_ready()
+    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=16) as server:
         yield server
-    finally:
-        server.stop(timeout=10)
 
 
 @pytest.fixture(scope="module")
