@@ -8,10 +8,12 @@
    mixed-length sentences, best of --repeats with the engines interleaved. torch runs it both as one
    padded batch and item by item (its CPU default); LiteRT cannot batch, so it goes item by item.
 3. On a machine with CUDA (run it there: nothing here is CPU-specific), the same for torch on CUDA
-   in fp32, fp16 and bf16, with torch.cuda.synchronize() around every timing.
+   in fp32, fp16 and bf16 up to batch 64, with torch.cuda.synchronize() around every timing, the
+   peak GPU memory of each call, and the issue's targets checked (gpu_targets in the JSON).
 4. --compile adds each torch engine again with its vocoder under torch.compile(dynamic=True), to
-   decide whether the engine should offer it. On 2 CPU cores it did not pay: 52 s to compile (plus
-   recompiles for new lengths), then RTF 0.112 vs 0.107 eager; CUDA is yet to be measured.
+   decide whether the engine should offer it. On 2 CPU cores it did not pay: 40-52 s to compile
+   (plus recompiles for new lengths), then the vocoder 0.79x and the acoustic model 1.04x eager
+   (RTF 0.112 vs 0.107 whole); CUDA is yet to be measured, so the server offers no compile setting.
 
 Results are printed and saved as JSON under benchmarks/results/ (baker_engines_<device>.json).
 """
@@ -47,6 +49,46 @@ SENTENCES = (
     "谢谢大家。",
     "这是一个用于测试批量推理吞吐量的较长句子，包含多个分句，以及一些停顿。",
 )
+
+
+def cuda_peak_mib(engine: object) -> float | None:
+    """Peak GPU memory since the last reset, for CUDA engines (None elsewhere)."""
+    if getattr(engine, "device", None) != "cuda":
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def reset_cuda_peak(engine: object) -> None:
+    if getattr(engine, "device", None) == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_targets(rtf: Sequence[dict], throughput: Sequence[dict]) -> dict[str, dict]:
+    """The issue's GPU targets, per CUDA engine: RTF <= 0.01 at batch 1, batch 8 >= 4x batch 1,
+    half precision >= 1.5x fp32 (best batch size of each)."""
+    speed = {(r["engine"], r["batch"]): r["audio_s_per_s"] for r in throughput}
+    best = {
+        name: max(v for (n, _), v in speed.items() if n == name) for name, _ in speed if "cuda" in name
+    }
+    out: dict[str, dict] = {}
+    for row in rtf:
+        name = row["engine"]
+        if "cuda" not in name:
+            continue
+        target: dict = {"rtf_batch1": row["rtf_median"], "rtf_ok": row["rtf_median"] <= 0.01}
+        if (name, 1) in speed and (name, 8) in speed:
+            ratio = speed[(name, 8)] / speed[(name, 1)]
+            target |= {"batch8_over_batch1": round(ratio, 2), "batching_ok": ratio >= 4}
+        fp32 = name.replace("fp16", "fp32").replace("bf16", "fp32")
+        if fp32 != name and fp32 in best and name in best:
+            ratio = best[name] / best[fp32]
+            target |= {"over_fp32": round(ratio, 2), "half_ok": ratio >= 1.5}
+        out[name] = target
+    return out
 
 
 def timed(engine: object, segments: Sequence[Segment], sync: Callable[[], None]) -> tuple[float, float]:
@@ -85,24 +127,29 @@ def throughput_rows(
     for size in batches:
         segments = [Segment(SENTENCES[i % len(SENTENCES)], "baker") for i in range(size)]
         walls: dict[str, list[float]] = {name: [] for name in engines}
+        peaks: dict[str, float | None] = {}
         audio = 0.0
         for _ in range(repeats):
             for name, (engine, sync) in engines.items():
+                reset_cuda_peak(engine)
                 wall, audio = timed(engine, segments, sync)
                 walls[name].append(wall)
+                peaks[name] = cuda_peak_mib(engine)
         for name in engines:
             wall = min(walls[name])
-            rows.append(
-                {
-                    "engine": name,
-                    "batch": size,
-                    "audio_s": round(audio, 2),
-                    "wall_s_best": round(wall, 3),
-                    "wall_s_all": [round(w, 3) for w in walls[name]],
-                    "audio_s_per_s": round(audio / wall, 2),
-                }
-            )
+            row = {
+                "engine": name,
+                "batch": size,
+                "audio_s": round(audio, 2),
+                "wall_s_best": round(wall, 3),
+                "wall_s_all": [round(w, 3) for w in walls[name]],
+                "audio_s_per_s": round(audio / wall, 2),
+            }
             figure = f"{audio / wall:7.2f} audio s/s ({wall:.2f} s for {audio:.1f} s)"
+            if peaks[name] is not None:
+                row["peak_gpu_mib"] = peaks[name]
+                figure += f", peak {peaks[name]:.0f} MiB"
+            rows.append(row)
             print(f"  {name:22s} batch {size:2d}: {figure}")
     return rows
 
@@ -112,12 +159,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help="default 1..16, and 1..64 where CUDA is present"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd vocoders")
     args = parser.parse_args()
     import torch
 
+    batches = args.batches or ([1, 2, 4, 8, 16, 32, 64] if torch.cuda.is_available() else [1, 2, 4, 8, 16])
     results: dict = {
         "benchmark": "baker_engines",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -172,7 +222,10 @@ def main() -> None:
     print("Throughput vs batch size:")
     # One engine call per batch: LiteRT and torch's CPU default loop over the items inside it,
     # "padded" engines run the batch as one padded tensor per stage.
-    results["throughput"] = throughput_rows({**engines, **padded_cpu}, args.batches, args.repeats)
+    results["throughput"] = throughput_rows({**engines, **padded_cpu}, batches, args.repeats)
+    if torch.cuda.is_available():
+        results["gpu_targets"] = gpu_targets(results["rtf"], results["throughput"])
+        print("GPU targets:", json.dumps(results["gpu_targets"], indent=1))
     results["load_average_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"

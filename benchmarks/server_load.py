@@ -144,7 +144,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--server-args", default="", help="extra tts-server flags, e.g. '--max-queue 16'")
-    parser.add_argument("--out", default="server_load.json", help="file name under benchmarks/results/")
+    parser.add_argument(
+        "--out", default="server_load.json", help="file name under benchmarks/results/ (or an absolute path)"
+    )
     args = parser.parse_args()
 
     ours_port, naive_port = free_port(), free_port()
@@ -226,7 +228,7 @@ def main() -> None:
             ensure_ascii=False,
         )
     )
-    print(f"saved {out.relative_to(ROOT)}")
+    print(f"saved {out}")
 
 
 if __name__ == "__main__":

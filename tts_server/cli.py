@@ -12,9 +12,10 @@ import logging
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import uvicorn
+from pydantic import ValidationError
 
 from tts_server.engines.base import EngineUnavailable
 from tts_server.settings import Settings
@@ -26,13 +27,20 @@ def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="tts-server", description="Voicefleet TTS server")
     fields = Settings.model_fields
     names = ("host", "port", "engine", "device", "precision", "workers", "threads", "max_queue", "batch_size")
-    names += ("batch_wait_ms", "max_text_length", "request_timeout_s", "drain_timeout_s", "log_level")
+    names += ("batch_wait_ms", "batch_mode", "max_text_length", "request_timeout_s", "drain_timeout_s")
+    names += ("log_level",)
     names += ("model_dir", "model_work_dir", "emotivoice_checkout", "emotivoice_weights")
     for name in names:
         field = fields[name]
         kind = field.annotation if field.annotation in (int, float, str) else None
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
         parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=kind or str, default=None, help=field.description
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind or str,
+            choices=choices,
+            default=None,
+            help=field.description,
         )
     args = parser.parse_args(argv)
     return {k: v for k, v in vars(args).items() if v is not None}
@@ -67,7 +75,13 @@ def main(argv: list[str] | None = None) -> None:
         from tts_server.fetch import main as fetch_main
 
         raise SystemExit(fetch_main(argv[1:]))
-    settings = Settings(**parse_args(argv))
+    try:
+        settings = Settings(**parse_args(argv))
+    except ValidationError as exc:
+        # Environment variables are validated here too; name them the way the user wrote them.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"tts-server: invalid settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from exc
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

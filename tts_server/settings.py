@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         8, ge=1, description="Most segments per engine call (engines without batching use 1)"
     )
     batch_wait_ms: float = Field(5.0, ge=0, description="How long an idle worker waits to fill a batch")
+    batch_mode: Literal["auto", "padded", "sequential"] = Field(
+        "auto",
+        description="baker: padded runs a batch as one tensor, sequential item by item; "
+        "auto is padded on CUDA, sequential on CPU",
+    )
     max_text_length: int = Field(4096, ge=1, description="Characters accepted by /tts")
     max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413")
     request_timeout_s: float = Field(

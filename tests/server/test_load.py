@@ -127,6 +127,8 @@ def test_sigterm_drains_every_accepted_request(start_server) -> None:
         (["--engine", "nope"], "unknown engine 'nope'"),
         (["--engine", "baker-litert", "--device", "cuda"], "CPU only"),
         (["--precision", "int8"], "int8 is the baker-litert engine"),
+        (["--batch-mode", "sometimes"], "invalid choice: 'sometimes'"),
+        (["--batch-size", "0"], "invalid settings: batch_size: Input should be greater than or equal to 1"),
     ],
 )
 def test_refuses_to_start_with_a_clear_message(args: list[str], message: str) -> None:
@@ -156,6 +158,31 @@ def test_two_workers_serve_concurrently(start_server) -> None:
         assert_speech(wave, rate, syllables(SENTENCE))
     card = httpx.get(server.url + "/v1/models").json()["data"][0]
     assert card["capabilities"]["workers"] == 2
+
+
+def test_padded_batch_mode_batches_concurrent_requests_on_cpu(start_server) -> None:
+    """`--batch-mode padded` is what CUDA gets by default; forced on CPU it must still batch real
+    requests into one engine call (at most --batch-size) and give each its own speech."""
+    server = start_server("--batch-mode", "padded", "--batch-size", "3", "--batch-wait-ms", "300")
+    card = httpx.get(server.url + "/v1/models").json()["data"][0]
+    assert card["capabilities"]["batching"] is True and card["capabilities"]["max_batch_size"] == 3
+    texts = [SENTENCE, "今天天气很好。", "欢迎使用语音合成服务。", "谢谢大家。"]
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+            return await asyncio.gather(*(_post(client, text) for text in texts))
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    for r, text in zip(responses, texts, strict=True):
+        wave, rate = decode(r.content, "wav")
+        assert_speech(wave, rate, syllables(text))
+    calls = server.metric("tts_batch_size_count")
+    segments = server.metric("tts_batch_size_sum")
+    assert segments == len(texts)  # one sentence each
+    # Fewer calls than segments: some call carried several requests; at least two calls, because
+    # four segments do not fit one call of at most three.
+    assert 2 <= calls < segments
 
 
 def test_request_whose_deadline_passes_in_the_queue_gets_504(start_server) -> None:

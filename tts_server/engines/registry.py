@@ -30,6 +30,8 @@ def _baker(settings: Settings) -> Engine:
         precision=settings.precision,
         threads=threads_per_engine(settings),
         assets=_baker_assets(settings),
+        max_batch_size=settings.batch_size,
+        batch_mode=settings.batch_mode,
     )
 
 

@@ -128,6 +128,13 @@ def test_default_engine_is_torch_and_sequential_on_cpu() -> None:
     assert info.extra["batch_mode"] == "sequential"
 
 
+def test_batch_settings_reach_the_engine() -> None:
+    """TTS_BATCH_MODE / TTS_BATCH_SIZE decide the engine's batching, so a GPU pod can batch 64."""
+    info = ENGINES["baker"](Settings(device="cpu", threads=1, batch_mode="padded", batch_size=64)).info
+    assert info.capabilities.batching and info.capabilities.max_batch_size == 64
+    assert info.extra["batch_mode"] == "padded"
+
+
 def test_unknown_batch_mode_is_refused() -> None:
     with pytest.raises(EngineUnavailable, match="batch_mode"):
         BakerTorchEngine(device="cpu", batch_mode="sometimes")

@@ -97,9 +97,9 @@ class BakerTorchEngine:
         batch_mode: str = "auto",
     ) -> None:
         """batch_mode: "padded" runs a whole batch as one padded tensor per stage; "sequential" runs
-        items one by one; "auto" is padded on CUDA and sequential on CPU, where we measured a padded
-        batch of 8 mixed sentences 3-6x slower than the same items alone (2 cores: activations of a
-        batch no longer fit in cache and padding adds work; a CPU has no idle parallelism to fill)."""
+        items one by one; "auto" is padded on CUDA and sequential on CPU, where padded batches of 4-8
+        mixed sentences measured 1.6-1.9x slower than the same items alone (benchmarks/baker_engines.py
+        on 2 cores: padding adds work and a CPU has no idle parallelism for a batch to fill)."""
         try:
             import torch
 
