@@ -55,7 +55,8 @@ def create_app(settings: Settings, engines: Sequence[Engine]) -> FastAPI:
     state = ServerState(settings, metrics, list(engines), scheduler, service)
     metrics.engine_info.info(
         {"engine": info.name, "model": info.model_id, "runtime": info.runtime, "device": info.device,
-         "precision": info.precision, "workers": str(len(engines)), "tier": settings.tier or ""}
+         "precision": info.precision, "workers": str(len(engines)), "tier": settings.tier or "",
+         "requested_device": settings.device}
     )  # fmt: skip
     metrics.for_engine(info.name, info.device)
 

@@ -152,6 +152,9 @@ def test_models_and_voices_describe_the_engine(client: httpx.Client) -> None:
     )
     # Padded batching where it pays: on CUDA; on CPU items run one by one (measured faster).
     assert card["capabilities"]["batching"] is torch.cuda.is_available()
+    details = card["details"]
+    assert details["batch_mode"] == ("padded" if torch.cuda.is_available() else "sequential")
+    assert "device_fallback" not in details  # no GPU at all is not a fallback
     assert card["languages"] == ["zh"] and card["voices"] == ["baker"]
     assert {"neutral", "happy", "sad", "angry", "surprised"} <= set(card["emotions"])
     assert card["capabilities"]["streaming"] is True and card["capabilities"]["cloning"] is False

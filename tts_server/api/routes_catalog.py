@@ -39,6 +39,7 @@ def models(request: Request) -> ModelList:
             "max_input_characters": state.settings.max_text_length,
         },
         aliases=list(OPENAI_MODEL_ALIASES),
+        details=dict(info.extra),
     )
     return ModelList(data=[card])
 

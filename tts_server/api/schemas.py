@@ -65,6 +65,11 @@ class ModelCard(BaseModel):
     emotions: list[str]
     capabilities: dict[str, bool | int | list[str]]
     aliases: list[str]
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        description="Engine specifics: threads, batch_mode, gpu, and device_fallback when auto chose CPU "
+        "because a visible GPU failed",
+    )
 
 
 class ModelList(BaseModel):

@@ -32,6 +32,7 @@ from tts_server.engines.base import (
     InvalidInput,
     Segment,
 )
+from tts_server.engines.devices import choose_device
 from tts_server.prosody import EMOTION_PRESETS, Prosody, emotion_prosody
 
 if TYPE_CHECKING:
@@ -55,18 +56,6 @@ class Planned:
     ids: list[int]
     prosody: Prosody
     native_speed: float
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise EngineUnavailable("engine 'baker' (torch): device 'cuda' requested, no CUDA device is visible")
-    if requested not in ("cuda", "cpu"):
-        raise EngineUnavailable(f"engine 'baker' (torch): unknown device {requested!r}")
-    return requested
 
 
 def resolve_precision(requested: str, device: str) -> str:
@@ -109,7 +98,8 @@ class BakerTorchEngine:
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise EngineUnavailable(f"engine 'baker' (torch) needs torch and ai-edge-litert: {exc}") from exc
         self._torch = torch
-        self.device = resolve_device(device)
+        choice = choose_device(device, "baker")
+        self.device = choice.device
         self.precision = resolve_precision(precision, self.device)
         if batch_mode not in BATCH_MODES:
             raise EngineUnavailable(f"engine 'baker' (torch): batch_mode must be one of {BATCH_MODES}")
@@ -141,6 +131,8 @@ class BakerTorchEngine:
         }
         if self.device == "cuda":
             extra["gpu"] = torch.cuda.get_device_name(self._device)
+        if choice.fallback_reason:
+            extra["device_fallback"] = choice.fallback_reason
         self.info = EngineInfo(
             name="baker",
             model_id="baker-zh",

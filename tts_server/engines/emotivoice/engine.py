@@ -23,6 +23,7 @@ from tts_server.engines.base import (
     Segment,
     Voice,
 )
+from tts_server.engines.devices import choose_device
 from tts_server.engines.emotivoice.layout import missing_files, missing_packages, refusal_message
 from tts_server.engines.emotivoice.prompts import EMOTION_PROMPTS, style_prompt
 from tts_server.engines.emotivoice.upstream import SAMPLE_RATE, Loaded, load
@@ -71,9 +72,8 @@ class EmotiVoiceEngine:
             )
         import torch
 
-        if device == "cuda" and not torch.cuda.is_available():
-            raise EngineUnavailable(f"engine {ENGINE_NAME!r}: device=cuda but torch sees no CUDA device")
-        used = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+        choice = choose_device(device, ENGINE_NAME)
+        used = choice.device
         if threads:
             # Process-wide in torch; every worker's engine asks for the same share, so they agree.
             torch.set_num_threads(threads)
@@ -98,7 +98,8 @@ class EmotiVoiceEngine:
             capabilities=Capabilities(
                 batching=False, max_batch_size=1, streaming=True, cloning=False, controls=("speed", "energy")
             ),
-            extra={"speakers": str(len(speakers))},
+            extra={"speakers": str(len(speakers))}
+            | ({"device_fallback": choice.fallback_reason} if choice.fallback_reason else {}),
         )
 
     def _embedding(self, text: str) -> Any:
