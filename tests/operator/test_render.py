@@ -151,6 +151,8 @@ def test_probes_and_drain_budget(server, grace, startup_failures):
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert c["lifecycle"]["preStop"] == {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}
+    # Why a server refused to start (its last stderr line) lands in the pod's lastState.
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert p["terminationGracePeriodSeconds"] == grace
     assert p["terminationGracePeriodSeconds"] > spec.server.drain_seconds + PRE_STOP_SLEEP_SECONDS
 

@@ -45,6 +45,7 @@ def test_hub_model_gets_a_fetch_init_container_in_each_tier(tier: str) -> None:
         ],
         "resources": FETCH_RESOURCES,
         "securityContext": server["securityContext"],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "model-cache", "mountPath": "/models"}],
     }
     assert init["securityContext"] == container_security_context()

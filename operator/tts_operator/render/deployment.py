@@ -140,6 +140,9 @@ def render_deployment(
         # The sleep keeps serving while endpoints drop the pod; the server drains after SIGTERM.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
         "securityContext": container_security_context(),
+        # A server that cannot start (e.g. "device 'cuda' requested, but CUDA fails: ...") says why on
+        # stderr; with this, the reason shows in the pod's lastState without reading logs.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": MODEL_CACHE_VOLUME, "mountPath": spec.model.cache.mount_path},
             {"name": "tmp", "mountPath": "/tmp"},

@@ -53,6 +53,7 @@ def fetch_init_container(
         "command": fetch_command(model),
         "resources": FETCH_RESOURCES,
         "securityContext": security_context,
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # the hub's answer, in the pod's status
         "volumeMounts": [{"name": MODEL_CACHE_VOLUME, "mountPath": model.cache.mount_path}],
     }
     ref = model.token_secret_ref
