@@ -71,9 +71,9 @@ def gpu_targets(rtf: Sequence[dict], throughput: Sequence[dict]) -> dict[str, di
     """The issue's GPU targets, per CUDA engine: RTF <= 0.01 at batch 1, batch 8 >= 4x batch 1,
     half precision >= 1.5x fp32 (best batch size of each)."""
     speed = {(r["engine"], r["batch"]): r["audio_s_per_s"] for r in throughput}
-    best = {
-        name: max(v for (n, _), v in speed.items() if n == name) for name, _ in speed if "cuda" in name
-    }
+    best: dict[str, float] = {}
+    for (name, _), value in speed.items():
+        best[name] = max(best.get(name, 0.0), value)
     out: dict[str, dict] = {}
     for row in rtf:
         name = row["engine"]

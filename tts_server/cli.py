@@ -26,9 +26,9 @@ log = logging.getLogger("tts_server")
 def parse_args(argv: list[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="tts-server", description="Voicefleet TTS server")
     fields = Settings.model_fields
-    names = ("host", "port", "engine", "device", "precision", "workers", "threads", "max_queue", "batch_size")
-    names += ("batch_wait_ms", "batch_mode", "max_text_length", "request_timeout_s", "drain_timeout_s")
-    names += ("log_level",)
+    names = ("host", "port", "engine", "device", "precision", "workers", "threads", "log_level")
+    names += ("max_queue", "batch_size", "batch_wait_ms", "batch_mode")
+    names += ("max_text_length", "request_timeout_s", "drain_timeout_s")
     names += ("model_dir", "model_work_dir", "emotivoice_checkout", "emotivoice_weights")
     for name in names:
         field = fields[name]

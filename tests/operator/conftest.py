@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.cluster import Cluster, attach, start, stop
+from tests.server.conftest import ServerProcess
 
 
 def free_port() -> int:
@@ -156,3 +157,21 @@ def condition(body: dict, kind: str) -> tuple[str, str] | None:
         if cond["type"] == kind:
             return cond["status"], cond["reason"]
     return None
+
+
+@pytest.fixture(scope="module")
+def dcgm(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The DCGM exporter stand-in (no GPU here) serving the test module's GPU_SERIES."""
+    from tests.promstack import DCGMStandIn  # promstack imports this module's helpers
+
+    with DCGMStandIn(request.module.GPU_SERIES) as exporter:
+        yield exporter.address
+
+
+@pytest.fixture(scope="module")
+def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real tts-server that queues under load (modules that need other limits define their own)."""
+    from tests.promstack import queueing_server
+
+    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=16) as server:
+        yield server

@@ -22,7 +22,7 @@ from tts_operator import triggers as t
 from tts_operator.spec import DCGMLabels
 
 from tests.operator.conftest import wait_for
-from tests.promstack import DCGMStandIn, queueing_server, running_prometheus, static_job
+from tests.promstack import running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 POD = "voice-cpu-7d9f8b6c5-x2x4z"
@@ -42,18 +42,6 @@ GPU_SERIES = [
 ]
 EXPECTED_GPU_SUM = 70 + 90
 SENTENCE = "我们正在测试离线中文语音合成的速度和质量，请大家多多指教。"
-
-
-@pytest.fixture(scope="module")
-def dcgm() -> Iterator[str]:
-    with DCGMStandIn(GPU_SERIES) as exporter:
-        yield exporter.address
-
-
-@pytest.fixture(scope="module")
-def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=16) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

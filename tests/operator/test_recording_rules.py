@@ -32,7 +32,7 @@ from tts_operator.spec import DCGMLabels
 
 from tests.cluster.build import ensure_binaries
 from tests.operator.conftest import wait_for
-from tests.promstack import DCGMStandIn, Prometheus, queueing_server, running_prometheus, static_job
+from tests.promstack import Prometheus, running_prometheus, static_job
 from tests.server.conftest import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,18 +129,6 @@ def compare(
 ) -> list[tuple[float, float, float | None]]:
     """(timestamp, recorded, direct at that timestamp) for every sample that differs."""
     return [(ts, value, d) for ts, value in samples if (d := prom.scalar(direct, ts)) != value]
-
-
-@pytest.fixture(scope="module")
-def dcgm() -> Iterator[str]:
-    with DCGMStandIn(GPU_SERIES) as exporter:
-        yield exporter.address
-
-
-@pytest.fixture(scope="module")
-def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with queueing_server(tmp_path_factory.mktemp("server"), max_queue=16) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

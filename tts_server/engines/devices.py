@@ -23,6 +23,10 @@ class DeviceChoice:
     device: str  # "cuda" or "cpu"
     fallback_reason: str | None = None  # why auto chose CPU although a GPU is visible
 
+    def details(self) -> dict[str, str]:
+        """What an engine adds to its EngineInfo.extra (shown in /v1/models)."""
+        return {"device_fallback": self.fallback_reason} if self.fallback_reason else {}
+
 
 def cuda_failure() -> str | None:
     """None when a kernel runs on the current CUDA device; else what went wrong, in one line."""

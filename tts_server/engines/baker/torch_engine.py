@@ -131,8 +131,7 @@ class BakerTorchEngine:
         }
         if self.device == "cuda":
             extra["gpu"] = torch.cuda.get_device_name(self._device)
-        if choice.fallback_reason:
-            extra["device_fallback"] = choice.fallback_reason
+        extra |= choice.details()
         self.info = EngineInfo(
             name="baker",
             model_id="baker-zh",

@@ -98,8 +98,7 @@ class EmotiVoiceEngine:
             capabilities=Capabilities(
                 batching=False, max_batch_size=1, streaming=True, cloning=False, controls=("speed", "energy")
             ),
-            extra={"speakers": str(len(speakers))}
-            | ({"device_fallback": choice.fallback_reason} if choice.fallback_reason else {}),
+            extra={"speakers": str(len(speakers)), **choice.details()},
         )
 
     def _embedding(self, text: str) -> Any:
